@@ -1,0 +1,231 @@
+/*
+ * sockpass: pass sockets between processes, the same way on POSIX and Windows.
+ *
+ * Conventions for every function below:
+ *   - 0 (or a count) is success; a negative SOCKPASS_E* code is an error.
+ *   - Pointers passed in are borrowed for the duration of the call only.
+ *   - "Hands over" means the caller becomes the owner and must close the object;
+ *     "takes ownership" means the library closes it, on success and on error.
+ *   - A channel may be used by several threads at once: each sockpass_send and
+ *     each sockpass_recv is one whole message, never interleaved with another.
+ *
+ * docs/api.md holds the full contract of each function.
+ */
+#ifndef SOCKPASS_H
+#define SOCKPASS_H
+
+#include <stddef.h>
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <windows.h>
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Export macro: empty for static builds (SOCKPASS_STATIC). ---- */
+#if defined(SOCKPASS_STATIC)
+#define SOCKPASS_EXTERN
+#elif defined(_WIN32)
+#if defined(SOCKPASS_BUILDING)
+#define SOCKPASS_EXTERN __declspec(dllexport)
+#else
+#define SOCKPASS_EXTERN __declspec(dllimport)
+#endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define SOCKPASS_EXTERN __attribute__((visibility("default")))
+#else
+#define SOCKPASS_EXTERN
+#endif
+
+/* ---- Version ---- */
+#define SOCKPASS_VERSION_MAJOR 0
+#define SOCKPASS_VERSION_MINOR 1
+#define SOCKPASS_VERSION_PATCH 0
+#define SOCKPASS_VERSION_HEX                                                   \
+  ((SOCKPASS_VERSION_MAJOR << 16) | (SOCKPASS_VERSION_MINOR << 8) |            \
+   SOCKPASS_VERSION_PATCH)
+
+/* The version the library was built as: SOCKPASS_VERSION_HEX and "0.1.0". */
+SOCKPASS_EXTERN unsigned int sockpass_version(void);
+SOCKPASS_EXTERN const char *sockpass_version_string(void);
+
+/* ---- OS types ---- */
+#ifdef _WIN32
+typedef SOCKET sockpass_sock_t;
+typedef HANDLE sockpass_handle_t; /* a channel's OS handle: a pipe HANDLE */
+#define SOCKPASS_INVALID_SOCK INVALID_SOCKET
+#define SOCKPASS_INVALID_HANDLE INVALID_HANDLE_VALUE
+#else
+typedef int sockpass_sock_t;
+typedef int sockpass_handle_t; /* a channel's OS handle: an AF_UNIX socket */
+#define SOCKPASS_INVALID_SOCK (-1)
+#define SOCKPASS_INVALID_HANDLE (-1)
+#endif
+
+typedef struct sockpass_chan sockpass_chan_t;
+
+/* ---- Limits, the same on every OS ---- */
+/* Sockets in one message. 253 is Linux's SCM_MAX_FD, the lowest kernel limit. */
+#define SOCKPASS_MAX_SOCKS 253
+/* Payload bytes in one message. */
+#define SOCKPASS_MAX_PAYLOAD 65536
+
+/* ---- Errors ----
+ * One list gives the enum, sockpass_strerror and sockpass_err_name. Values are
+ * fixed and identical on every OS; new codes are only ever appended.
+ * An OS error with no code of its own is returned as SOCKPASS_SYSERR(code),
+ * where code is the errno value (POSIX) or the GetLastError/WSAGetLastError
+ * value (Windows); sockpass_strerror gives the OS's text for it.
+ */
+#define SOCKPASS_ERRNO_MAP(XX)                                                 \
+  XX(EOF, -3001, "peer closed the channel")                                    \
+  XX(ETRUNC, -3002, "message truncated: more sockets or bytes than the room given") \
+  XX(ETOOMANY, -3003, "too many sockets for one message")                      \
+  XX(EMSGSIZE, -3004, "payload too large for one message")                     \
+  XX(ETIMEDOUT, -3005, "timed out")                                            \
+  XX(EAGAIN, -3006, "operation would block")                                   \
+  XX(ECANCELED, -3007, "operation canceled")                                   \
+  XX(EINVAL, -3008, "invalid argument")                                        \
+  XX(ENOTSOCK, -3009, "not a socket")                                          \
+  XX(EBADF, -3010, "not a valid descriptor or handle")                         \
+  XX(ENOMEM, -3011, "out of memory")                                           \
+  XX(EMFILE, -3012, "too many open descriptors or handles in this process")    \
+  XX(EADDRINUSE, -3013, "endpoint name already in use")                        \
+  XX(ENOENT, -3014, "no such endpoint")                                        \
+  XX(ECONNREFUSED, -3015, "connection refused")                                \
+  XX(EACCES, -3016, "permission denied")                                       \
+  XX(ENAMETOOLONG, -3017, "endpoint name too long")                            \
+  XX(EPROTO, -3018, "protocol error: malformed message from peer")             \
+  XX(ENOTSUP, -3019, "operation not supported on this channel or OS")          \
+  XX(EPERM, -3020, "peer refused by the peer check")                           \
+  XX(EWINSOCK, -3021, "Winsock could not be initialized")                      \
+  XX(ESYS, -3022, "unknown system error")
+
+typedef enum {
+#define SOCKPASS__ENUM(name, value, text) SOCKPASS_##name = value,
+  SOCKPASS_ERRNO_MAP(SOCKPASS__ENUM)
+#undef SOCKPASS__ENUM
+  SOCKPASS_SYSERR_BASE = -100000
+} sockpass_errno_t;
+
+/* An OS error code with no SOCKPASS_E* of its own, and back again. */
+#define SOCKPASS_SYSERR(code) (SOCKPASS_SYSERR_BASE - (int)(code))
+/* The OS code inside err when err is a SOCKPASS_SYSERR(), else 0. */
+SOCKPASS_EXTERN int sockpass_syserr(int err);
+
+/* A static, human-readable message for err. Never NULL; an unknown code gives
+ * a static "unknown error" text. Thread-safe. errno / GetLastError() are kept. */
+SOCKPASS_EXTERN const char *sockpass_strerror(int err);
+/* The code's name without prefix, such as "EOF" or "ETIMEDOUT"; "UNKNOWN" for
+ * codes not in the list and "SYSERR" for SOCKPASS_SYSERR() values. */
+SOCKPASS_EXTERN const char *sockpass_err_name(int err);
+
+/* ---- Channels ----
+ * A channel is a connected endpoint that carries messages. Closing it closes
+ * its OS handle. Every function here may be called from any thread.
+ */
+
+/* Two connected channels in this process. On success *a and *b are handed
+ * over (close each with sockpass_close). On error neither is set. */
+SOCKPASS_EXTERN int sockpass_pair(sockpass_chan_t **a, sockpass_chan_t **b);
+
+/* Listen on a named endpoint. POSIX: a filesystem path, created with mode
+ * 0600; on Linux "@name" is the abstract namespace. A path holding a stale
+ * socket is replaced; anything else there gives SOCKPASS_EADDRINUSE.
+ * Windows: "\\.\pipe\name" or a bare "name" meaning that. The listener is
+ * handed over; accept on it, close it with sockpass_close (which also removes
+ * the socket file it created). */
+SOCKPASS_EXTERN int sockpass_listen(const char *name, sockpass_chan_t **listener);
+
+/* Wait for a peer on a listener (honours the listener's timeout and cancel)
+ * and hand over a connected channel. */
+SOCKPASS_EXTERN int sockpass_accept(sockpass_chan_t *listener, sockpass_chan_t **chan);
+
+/* Connect to a named endpoint. SOCKPASS_ENOENT when nothing listens there.
+ * The channel is handed over. */
+SOCKPASS_EXTERN int sockpass_connect(const char *name, sockpass_chan_t **chan);
+
+/* Make a channel of an existing OS handle (inherited, received, made by hand).
+ * POSIX: an AF_UNIX socket of type SOCK_SEQPACKET, SOCK_DGRAM or SOCK_STREAM;
+ * on a stream the message boundaries are the stream's. Windows: a pipe HANDLE.
+ * Takes ownership of handle: it is closed by sockpass_close, or at once when
+ * the call fails. */
+SOCKPASS_EXTERN int sockpass_open(sockpass_handle_t handle, sockpass_chan_t **chan);
+
+/* The channel's OS handle, borrowed: for poll/WaitFor* loops only; do not
+ * close it or change its flags. */
+SOCKPASS_EXTERN sockpass_handle_t sockpass_handle(sockpass_chan_t *chan);
+
+/* Close the channel and its OS handle. NULL is ignored. No call may be using
+ * the channel (cancel and join such calls first). */
+SOCKPASS_EXTERN void sockpass_close(sockpass_chan_t *chan);
+
+/* ---- Waiting ---- */
+#define SOCKPASS_WAIT_FOREVER (-1)
+#define SOCKPASS_NONBLOCK 0
+
+/* How long sockpass_send, sockpass_recv and sockpass_accept may wait on this
+ * channel: SOCKPASS_WAIT_FOREVER (the default), SOCKPASS_NONBLOCK (return
+ * SOCKPASS_EAGAIN at once), or a number of milliseconds (SOCKPASS_ETIMEDOUT). */
+SOCKPASS_EXTERN int sockpass_set_timeout(sockpass_chan_t *chan, int timeout_ms);
+
+/* From any thread: wake every call waiting on chan with SOCKPASS_ECANCELED,
+ * and make every later wait on chan return it too, until
+ * sockpass_cancel_clear(chan). The channel and its OS handle stay open. */
+SOCKPASS_EXTERN int sockpass_cancel(sockpass_chan_t *chan);
+SOCKPASS_EXTERN int sockpass_cancel_clear(sockpass_chan_t *chan);
+
+/* ---- Messages ---- */
+
+/* Send nsocks sockets and len bytes of data as one message. The sockets are
+ * borrowed: the caller still owns and closes its copies. nsocks may be 0 and
+ * len may be 0, not both; nsocks <= SOCKPASS_MAX_SOCKS (else
+ * SOCKPASS_ETOOMANY) and len <= SOCKPASS_MAX_PAYLOAD (else SOCKPASS_EMSGSIZE).
+ * All or nothing: on error nothing of the message reached the peer. Never
+ * raises SIGPIPE; a closed peer gives SOCKPASS_EOF. */
+SOCKPASS_EXTERN int sockpass_send(sockpass_chan_t *chan, const sockpass_sock_t *socks,
+                                  size_t nsocks, const void *data, size_t len);
+
+/* Receive one message. *nsocks and *len are the room in socks and buf on
+ * input and the counts received on output; socks/buf may be NULL when the
+ * room is 0. The received sockets are handed over (close-on-exec, not
+ * inheritable). A message that does not fit is consumed and dropped: every
+ * socket in it is closed and SOCKPASS_ETRUNC returned; the channel stays
+ * usable. SOCKPASS_EMFILE when this process has no room for the sockets
+ * (they are dropped). SOCKPASS_EOF when the peer has closed. On error
+ * *nsocks is 0 and no socket is handed over. */
+SOCKPASS_EXTERN int sockpass_recv(sockpass_chan_t *chan, sockpass_sock_t *socks,
+                                  size_t *nsocks, void *buf, size_t *len);
+
+/* ---- Sockets that arrived by any other route ---- */
+
+/* Make a socket value that arrived by inheritance, on the command line, in
+ * the environment or as a standard handle ready for use in this process:
+ * checks that it is a socket (SOCKPASS_ENOTSOCK for a file or pipe,
+ * SOCKPASS_EBADF for a dead value), makes it close-on-exec / non-inheritable,
+ * and on Windows initializes Winsock first. On success *sock is the socket to
+ * use from now on (on Windows it may differ from raw, and raw is then closed);
+ * the caller owns it. On error raw is left as it was. */
+SOCKPASS_EXTERN int sockpass_adopt(sockpass_sock_t raw, sockpass_sock_t *sock);
+
+/* Close a socket the caller owns (close() or closesocket()). */
+SOCKPASS_EXTERN int sockpass_close_sock(sockpass_sock_t sock);
+
+/* ---- Peer identity ---- */
+typedef struct {
+  long pid; /* the peer's process id, or -1 when the OS cannot tell */
+  long uid; /* the peer's user id (POSIX), or -1 when unknown / on Windows */
+} sockpass_peer_t;
+
+/* The process at the other end, as the OS reports it (SO_PEERCRED,
+ * getpeereid, LOCAL_PEERCRED) or, on Windows, as the channel handshake told. */
+SOCKPASS_EXTERN int sockpass_peer(sockpass_chan_t *chan, sockpass_peer_t *peer);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SOCKPASS_H */

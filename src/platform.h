@@ -1,0 +1,63 @@
+/*
+ * The backend contract: the functions each OS implements, once in src/posix/
+ * and once in src/win/. The portable layer (src/sockpass.c) is the only
+ * caller, and it has checked the arguments first:
+ *   - every pointer the public contract requires is non-NULL,
+ *   - nsocks <= SOCKPASS_MAX_SOCKS, len <= SOCKPASS_MAX_PAYLOAD, a buffer is
+ *     non-NULL whenever its room or count is non-zero,
+ *   - sockets and handles are not the invalid value,
+ *   - output pointers have been cleared (NULL, 0) before the call.
+ * Each function returns 0 or a negative SOCKPASS_E* code, translated from the
+ * OS error with sp__translate(). Backend headers add nothing the portable
+ * layer relies on; the struct sockpass_chan is the backend's own.
+ */
+#ifndef SOCKPASS_PLATFORM_H
+#define SOCKPASS_PLATFORM_H
+
+#include "sockpass.h"
+
+/* Two connected channels in this process. */
+int sp__pair(sockpass_chan_t **a, sockpass_chan_t **b);
+
+/* A listener on name (already checked non-empty), an accepted channel, a
+ * connected channel. The backend checks the name's length and syntax. */
+int sp__listen(const char *name, sockpass_chan_t **listener);
+int sp__accept(sockpass_chan_t *listener, sockpass_chan_t **chan);
+int sp__connect(const char *name, sockpass_chan_t **chan);
+
+/* A channel of an existing handle. Closes handle on error. */
+int sp__open(sockpass_handle_t handle, sockpass_chan_t **chan);
+
+/* Close a handle the library owns but could not turn into a channel. */
+void sp__close_handle(sockpass_handle_t handle);
+
+sockpass_handle_t sp__handle(sockpass_chan_t *chan);
+void sp__close(sockpass_chan_t *chan);
+
+/* timeout_ms >= -1. */
+int sp__set_timeout(sockpass_chan_t *chan, int timeout_ms);
+int sp__cancel(sockpass_chan_t *chan);
+int sp__cancel_clear(sockpass_chan_t *chan);
+
+/* One message: all or nothing. nsocks + len > 0. */
+int sp__send(sockpass_chan_t *chan, const sockpass_sock_t *socks, size_t nsocks,
+             const void *data, size_t len);
+
+/* One message. *nsocks and *len are the room (already clamped to the limits)
+ * and become the counts. On error *nsocks must be 0 and nothing handed over. */
+int sp__recv(sockpass_chan_t *chan, sockpass_sock_t *socks, size_t *nsocks,
+             void *buf, size_t *len);
+
+int sp__adopt(sockpass_sock_t raw, sockpass_sock_t *sock);
+int sp__close_sock(sockpass_sock_t sock);
+int sp__peer(sockpass_chan_t *chan, sockpass_peer_t *peer);
+
+/* The OS's error code (errno, GetLastError, WSAGetLastError) as a SOCKPASS_E*
+ * code, or SOCKPASS_SYSERR(code) when it has none. */
+int sp__translate(int oscode);
+
+/* The OS's text for an OS error code, written to buf (always terminated).
+ * Keeps errno and GetLastError() as they were. */
+void sp__sys_strerror(int oscode, char *buf, size_t size);
+
+#endif /* SOCKPASS_PLATFORM_H */
