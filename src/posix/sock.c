@@ -1,0 +1,105 @@
+/* POSIX sockets that arrived by any route, and OS error translation. */
+#include "sockpass_config.h"
+#include "platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int sp__adopt(sockpass_sock_t raw, sockpass_sock_t *sock) {
+  struct stat st;
+  int fl;
+  if (fstat(raw, &st) < 0)
+    return sp__translate(errno);
+  if (!S_ISSOCK(st.st_mode))
+    return SOCKPASS_ENOTSOCK;
+  if ((fl = fcntl(raw, F_GETFD)) < 0)
+    return sp__translate(errno);
+  if (!(fl & FD_CLOEXEC) && fcntl(raw, F_SETFD, fl | FD_CLOEXEC) < 0)
+    return sp__translate(errno);
+  *sock = raw;
+  return 0;
+}
+
+int sp__close_sock(sockpass_sock_t sock) {
+  /* On Linux the descriptor is gone even when close reports EINTR: never retry. */
+  if (close(sock) < 0 && errno != EINTR)
+    return sp__translate(errno);
+  return 0;
+}
+
+int sp__translate(int e) {
+  switch (e) {
+  case 0:
+    return 0;
+  case EPIPE:
+  case ECONNRESET:
+    return SOCKPASS_EOF;
+  case ETIMEDOUT:
+    return SOCKPASS_ETIMEDOUT;
+  case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+  case EWOULDBLOCK:
+#endif
+    return SOCKPASS_EAGAIN;
+  case ECANCELED:
+    return SOCKPASS_ECANCELED;
+  case EINVAL:
+    return SOCKPASS_EINVAL;
+  case ENOTSOCK:
+    return SOCKPASS_ENOTSOCK;
+  case EBADF:
+    return SOCKPASS_EBADF;
+  case ENOMEM:
+  case ENOBUFS:
+    return SOCKPASS_ENOMEM;
+  case EMFILE:
+  case ENFILE:
+    return SOCKPASS_EMFILE;
+  case EADDRINUSE:
+    return SOCKPASS_EADDRINUSE;
+  case ENOENT:
+    return SOCKPASS_ENOENT;
+  case ECONNREFUSED:
+    return SOCKPASS_ECONNREFUSED;
+  case EACCES:
+  case EPERM:
+    return SOCKPASS_EACCES;
+  case ENAMETOOLONG:
+    return SOCKPASS_ENAMETOOLONG;
+  case EPROTO:
+    return SOCKPASS_EPROTO;
+  case EOPNOTSUPP:
+#if defined(ENOTSUP) && ENOTSUP != EOPNOTSUPP
+  case ENOTSUP:
+#endif
+  case EPROTONOSUPPORT:
+  case EAFNOSUPPORT:
+  case EPROTOTYPE:
+    return SOCKPASS_ENOTSUP;
+  case EMSGSIZE:
+    return SOCKPASS_EMSGSIZE;
+#ifdef ETOOMANYREFS
+  case ETOOMANYREFS: /* Linux: too many descriptors in flight */
+    return SOCKPASS_ETOOMANY;
+#endif
+  default:
+    return SOCKPASS_SYSERR(e);
+  }
+}
+
+void sp__sys_strerror(int code, char *buf, size_t size) {
+  int saved = errno;
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+  const char *s = strerror_r(code, buf, size);
+  if (s != buf)
+    snprintf(buf, size, "%s", s);
+#else
+  if (strerror_r(code, buf, size) != 0)
+    snprintf(buf, size, "system error %d", code);
+#endif
+  errno = saved;
+}
