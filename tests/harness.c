@@ -1,0 +1,483 @@
+/* Test harness: roles in threads or re-executed child processes. */
+#include "harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#include <ws2tcpip.h>
+#else
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#endif
+
+#define SP_CHILD_TIMEOUT_MS 60000
+
+/* ---------------------------------------------------------------- threads */
+
+struct sp_thread {
+  sp_role_fn fn;
+  sockpass_chan_t *chan;
+  int result;
+#ifdef _WIN32
+  HANDLE h;
+#else
+  pthread_t t;
+#endif
+};
+
+#ifdef _WIN32
+static DWORD WINAPI sp_thread_main(LPVOID arg) {
+  sp_thread_t *t = arg;
+  t->result = t->fn(t->chan);
+  return 0;
+}
+#else
+static void *sp_thread_main(void *arg) {
+  sp_thread_t *t = arg;
+  t->result = t->fn(t->chan);
+  return NULL;
+}
+#endif
+
+sp_thread_t *sp_thread_start(sp_role_fn fn, sockpass_chan_t *chan) {
+  sp_thread_t *t = calloc(1, sizeof *t);
+  if (t == NULL)
+    return NULL;
+  t->fn = fn;
+  t->chan = chan;
+#ifdef _WIN32
+  t->h = CreateThread(NULL, 0, sp_thread_main, t, 0, NULL);
+  if (t->h == NULL) {
+    free(t);
+    return NULL;
+  }
+#else
+  if (pthread_create(&t->t, NULL, sp_thread_main, t) != 0) {
+    free(t);
+    return NULL;
+  }
+#endif
+  return t;
+}
+
+int sp_thread_join(sp_thread_t *t) {
+  int r;
+  if (t == NULL)
+    return -1;
+#ifdef _WIN32
+  WaitForSingleObject(t->h, INFINITE);
+  CloseHandle(t->h);
+#else
+  pthread_join(t->t, NULL);
+#endif
+  r = t->result;
+  free(t);
+  return r;
+}
+
+/* ---------------------------------------------------------------- children */
+
+struct sp_child {
+#ifdef _WIN32
+  HANDLE process;
+#else
+  pid_t pid;
+#endif
+};
+
+static char *sp_self_path;
+
+#ifdef _WIN32
+sp_child_t *sp_child_start(const char *role, sockpass_chan_t *end) {
+  wchar_t exe[MAX_PATH], cmd[2 * MAX_PATH];
+  HANDLE h = sockpass_handle(end);
+  STARTUPINFOEXW si;
+  PROCESS_INFORMATION pi;
+  SIZE_T attr_size = 0;
+  sp_child_t *c;
+  BOOL ok;
+
+  if (GetModuleFileNameW(NULL, exe, MAX_PATH) == 0)
+    return NULL;
+  _snwprintf(cmd, sizeof cmd / sizeof cmd[0], L"\"%ls\" --child %hs %llu", exe, role,
+             (unsigned long long)(uintptr_t)h);
+  cmd[sizeof cmd / sizeof cmd[0] - 1] = 0;
+  if (!SetHandleInformation(h, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT))
+    return NULL;
+  memset(&si, 0, sizeof si);
+  si.StartupInfo.cb = sizeof si;
+  InitializeProcThreadAttributeList(NULL, 1, 0, &attr_size);
+  si.lpAttributeList = malloc(attr_size);
+  c = calloc(1, sizeof *c);
+  ok = si.lpAttributeList != NULL && c != NULL &&
+       InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &attr_size) &&
+       UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, &h,
+                                 sizeof h, NULL, NULL) &&
+       CreateProcessW(exe, cmd, NULL, NULL, TRUE, EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
+                      &si.StartupInfo, &pi);
+  SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0);
+  if (si.lpAttributeList != NULL) {
+    DeleteProcThreadAttributeList(si.lpAttributeList);
+    free(si.lpAttributeList);
+  }
+  if (!ok) {
+    free(c);
+    return NULL;
+  }
+  CloseHandle(pi.hThread);
+  c->process = pi.hProcess;
+  return c;
+}
+
+int sp_child_wait(sp_child_t *c) {
+  DWORD code = 1;
+  if (c == NULL)
+    return -1;
+  if (WaitForSingleObject(c->process, SP_CHILD_TIMEOUT_MS) != WAIT_OBJECT_0) {
+    TerminateProcess(c->process, 1);
+    WaitForSingleObject(c->process, INFINITE);
+    code = (DWORD)-1;
+  } else {
+    GetExitCodeProcess(c->process, &code);
+  }
+  CloseHandle(c->process);
+  free(c);
+  return (int)code;
+}
+#else
+sp_child_t *sp_child_start(const char *role, sockpass_chan_t *end) {
+  int fd = sockpass_handle(end);
+  char fdbuf[32];
+  sp_child_t *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    return NULL;
+  snprintf(fdbuf, sizeof fdbuf, "%d", fd);
+  c->pid = fork();
+  if (c->pid < 0) {
+    free(c);
+    return NULL;
+  }
+  if (c->pid == 0) {
+    /* Only async-signal-safe calls between fork and exec. */
+    char *argv[5];
+    argv[0] = sp_self_path;
+    argv[1] = (char *)"--child";
+    argv[2] = (char *)role;
+    argv[3] = fdbuf;
+    argv[4] = NULL;
+    if (fcntl(fd, F_SETFD, 0) < 0)
+      _exit(126);
+    execv("/proc/self/exe", argv);
+    execv(sp_self_path, argv);
+    _exit(127);
+  }
+  return c;
+}
+
+int sp_child_wait(sp_child_t *c) {
+  int status = 0, waited = 0;
+  pid_t r;
+  if (c == NULL)
+    return -1;
+  for (;;) {
+    r = waitpid(c->pid, &status, WNOHANG);
+    if (r == c->pid)
+      break;
+    if (r < 0 && errno != EINTR) {
+      free(c);
+      return -1;
+    }
+    if (waited >= SP_CHILD_TIMEOUT_MS) {
+      kill(c->pid, SIGKILL);
+      waitpid(c->pid, &status, 0);
+      free(c);
+      return -1;
+    }
+    sp_sleep_ms(5);
+    waited += 5;
+  }
+  free(c);
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  fprintf(stderr, "child died by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+  return -1;
+}
+#endif
+
+void sp_run_threads(sp_role_fn a, sp_role_fn b) {
+  sockpass_chan_t *ca, *cb;
+  sp_thread_t *t;
+  int ra, rb;
+  assert_sp(sockpass_pair(&ca, &cb), 0);
+  t = sp_thread_start(b, cb);
+  assert_non_null(t);
+  ra = a(ca);
+  if (ra != 0) /* unblock B before joining it */
+    sockpass_cancel(cb);
+  rb = sp_thread_join(t);
+  sockpass_close(ca);
+  sockpass_close(cb);
+  assert_int_equal(ra, 0);
+  assert_int_equal(rb, 0);
+}
+
+void sp_run_process(sp_role_fn a, const char *b_role) {
+  sockpass_chan_t *ca, *cb;
+  sp_child_t *c;
+  int ra, rb;
+  assert_sp(sockpass_pair(&ca, &cb), 0);
+  c = sp_child_start(b_role, cb);
+  sockpass_close(cb);
+  assert_non_null(c);
+  ra = a(ca);
+  if (ra != 0) /* the child sees EOF and ends */
+    sockpass_close(ca);
+  rb = sp_child_wait(c);
+  if (ra == 0)
+    sockpass_close(ca);
+  assert_int_equal(ra, 0);
+  assert_int_equal(rb, 0);
+}
+
+/* Child mode: open the inherited end, run the role, and check that the role
+ * left as many descriptors open as it found. */
+static int sp_child_main(const char *role, const char *handle, const sp_role_t *roles,
+                         size_t nroles) {
+  sockpass_chan_t *chan = NULL;
+  size_t i;
+  int rc, before, after, result;
+  sockpass_handle_t h;
+#ifdef _WIN32
+  h = (HANDLE)(uintptr_t)_strtoui64(handle, NULL, 10);
+#else
+  h = atoi(handle);
+#endif
+  for (i = 0; i < nroles; i++)
+    if (strcmp(roles[i].name, role) == 0)
+      break;
+  if (i == nroles) {
+    fprintf(stderr, "unknown child role %s\n", role);
+    return 2;
+  }
+  /* Counted around the whole run: the channel (and whatever it made for
+   * itself) is gone again once sockpass_close has run. */
+  before = sp_count_fds();
+  rc = sockpass_open(h, &chan);
+  if (rc != 0) {
+    fprintf(stderr, "child %s: sockpass_open: %s\n", role, sockpass_strerror(rc));
+    return 3;
+  }
+  result = roles[i].fn(chan);
+  sockpass_close(chan);
+  after = sp_count_fds();
+  if (result == 0 && after != before - 1) {
+    fprintf(stderr, "child %s: %d descriptors before (with the channel), %d after\n", role,
+            before, after);
+    return 4;
+  }
+  return result;
+}
+
+int sp_test_main(int argc, char **argv, const char *group, const struct CMUnitTest *tests,
+                 size_t ntests, const sp_role_t *roles, size_t nroles) {
+  sp_self_path = argv[0];
+#ifndef _WIN32
+  signal(SIGPIPE, SIG_DFL); /* the library must never raise it */
+#endif
+  if (argc == 4 && strcmp(argv[1], "--child") == 0)
+    return sp_child_main(argv[2], argv[3], roles, nroles);
+#ifdef _WIN32
+  /* The test process itself uses Winsock from the start, so that handle
+   * counts do not move when a test first touches a socket. Children do not:
+   * they prove that the library initializes Winsock on its own. */
+  sp_net_init();
+#endif
+  return _cmocka_run_group_tests(group, tests, ntests, NULL, NULL);
+}
+
+/* ---------------------------------------------------------------- counts */
+
+int sp_count_fds(void) {
+#ifdef _WIN32
+  DWORD n = 0;
+  GetProcessHandleCount(GetCurrentProcess(), &n);
+  return (int)n;
+#else
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  if (d == NULL)
+    return -1;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n - 1; /* the directory's own descriptor */
+#endif
+}
+
+int sp_fd_before(void **state) {
+  *state = (void *)(intptr_t)sp_count_fds();
+  return 0;
+}
+
+int sp_fd_after(void **state) {
+  int before = (int)(intptr_t)*state, after = sp_count_fds(), tries;
+  /* A child that just exited may still be releasing handles we share. */
+  for (tries = 0; after != before && tries < 50; tries++) {
+    sp_sleep_ms(10);
+    after = sp_count_fds();
+  }
+  if (after != before) {
+    fprintf(stderr, "descriptor count: %d before the test, %d after\n", before, after);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- network */
+
+void sp_net_init(void) {
+#ifdef _WIN32
+  static int done;
+  WSADATA wd;
+  if (!done && WSAStartup(MAKEWORD(2, 2), &wd) == 0)
+    done = 1;
+#endif
+}
+
+static void sp_set_timeouts(sockpass_sock_t s) {
+#ifdef _WIN32
+  DWORD ms = 10000;
+#else
+  struct timeval ms = {10, 0};
+#endif
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&ms, sizeof ms);
+  setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, (const char *)&ms, sizeof ms);
+}
+
+static struct sockaddr_in sp_loopback(unsigned short port) {
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return sa;
+}
+
+unsigned short sp_sock_port(sockpass_sock_t s) {
+  struct sockaddr_in sa;
+  socklen_t l = sizeof sa;
+  memset(&sa, 0, sizeof sa);
+  if (getsockname(s, (struct sockaddr *)&sa, &l) != 0)
+    return 0;
+  return ntohs(sa.sin_port);
+}
+
+sockpass_sock_t sp_tcp_listener(unsigned short *port) {
+  struct sockaddr_in sa = sp_loopback(0);
+  sockpass_sock_t s = socket(AF_INET, SOCK_STREAM, 0);
+  if (s == SOCKPASS_INVALID_SOCK)
+    return s;
+  if (bind(s, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(s, 64) != 0) {
+    sockpass_close_sock(s);
+    return SOCKPASS_INVALID_SOCK;
+  }
+  *port = sp_sock_port(s);
+  return s;
+}
+
+sockpass_sock_t sp_tcp_connect(unsigned short port) {
+  struct sockaddr_in sa = sp_loopback(port);
+  sockpass_sock_t s = socket(AF_INET, SOCK_STREAM, 0);
+  if (s == SOCKPASS_INVALID_SOCK)
+    return s;
+  if (connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    sockpass_close_sock(s);
+    return SOCKPASS_INVALID_SOCK;
+  }
+  sp_set_timeouts(s);
+  return s;
+}
+
+int sp_tcp_pair(sockpass_sock_t *client, sockpass_sock_t *server) {
+  unsigned short port = 0;
+  sockpass_sock_t l = sp_tcp_listener(&port);
+  if (l == SOCKPASS_INVALID_SOCK)
+    return -1;
+  *client = sp_tcp_connect(port);
+  *server = *client == SOCKPASS_INVALID_SOCK ? SOCKPASS_INVALID_SOCK : accept(l, NULL, NULL);
+  sockpass_close_sock(l);
+  if (*server == SOCKPASS_INVALID_SOCK) {
+    if (*client != SOCKPASS_INVALID_SOCK)
+      sockpass_close_sock(*client);
+    return -1;
+  }
+  sp_set_timeouts(*server);
+  return 0;
+}
+
+sockpass_sock_t sp_udp_socket(unsigned short *port) {
+  struct sockaddr_in sa = sp_loopback(0);
+  sockpass_sock_t s = socket(AF_INET, SOCK_DGRAM, 0);
+  if (s == SOCKPASS_INVALID_SOCK)
+    return s;
+  if (bind(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    sockpass_close_sock(s);
+    return SOCKPASS_INVALID_SOCK;
+  }
+  *port = sp_sock_port(s);
+  return s;
+}
+
+int sp_write_all(sockpass_sock_t s, const void *buf, size_t n) {
+  const char *p = buf;
+  while (n > 0) {
+    int w = (int)send(s, p, (int)n, 0);
+    if (w <= 0)
+      return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int sp_read_n(sockpass_sock_t s, void *buf, size_t n) {
+  char *p = buf;
+  sp_set_timeouts(s);
+  while (n > 0) {
+    int r = (int)recv(s, p, (int)n, 0);
+    if (r <= 0)
+      return -1;
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+void sp_sleep_ms(int ms) {
+#ifdef _WIN32
+  Sleep((DWORD)ms);
+#else
+  struct timespec ts;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+#endif
+}
+
+long sp_getpid(void) {
+#ifdef _WIN32
+  return (long)GetCurrentProcessId();
+#else
+  return (long)getpid();
+#endif
+}

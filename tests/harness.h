@@ -1,0 +1,104 @@
+/*
+ * Test harness shared by every test binary. A scenario has two roles, A and
+ * B, that talk over a channel pair. It runs in two shapes:
+ *   - threads: A in the test's thread, B in a second thread of this process;
+ *   - processes: B in a copy of this binary started as "--child ROLE HANDLE",
+ *     which opens the inherited channel end with sockpass_open.
+ * Roles return 0 on success and report failures through SP_CHECK, which
+ * prints the place and returns 1: safe in any thread and in a child.
+ */
+#ifndef SOCKPASS_TEST_HARNESS_H
+#define SOCKPASS_TEST_HARNESS_H
+
+#include <sockpass.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#ifndef _WIN32
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
+
+typedef int (*sp_role_fn)(sockpass_chan_t *chan);
+
+typedef struct {
+  const char *name;
+  sp_role_fn fn;
+} sp_role_t;
+
+#define SP_CHECK(cond)                                                         \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      return 1;                                                                \
+    }                                                                          \
+  } while (0)
+
+/* expr must return want (a SOCKPASS_* code or 0). */
+#define SP_CHECK_RC(expr, want)                                                \
+  do {                                                                         \
+    int sp_rc_ = (expr);                                                       \
+    if (sp_rc_ != (want)) {                                                    \
+      fprintf(stderr, "%s:%d: %s returned %d (%s), expected %s\n", __FILE__,   \
+              __LINE__, #expr, sp_rc_, sockpass_err_name(sp_rc_), #want);      \
+      return 1;                                                                \
+    }                                                                          \
+  } while (0)
+
+/* cmocka assertion that a sockpass call returned want, naming both codes. */
+#define assert_sp(expr, want)                                                  \
+  do {                                                                         \
+    int sp_rc_ = (expr);                                                       \
+    if (sp_rc_ != (want))                                                      \
+      fail_msg("%s returned %d (%s), expected %s", #expr, sp_rc_,              \
+               sockpass_err_name(sp_rc_), #want);                              \
+  } while (0)
+
+/* The entry point of every test binary: runs the group, or a child role. */
+int sp_test_main(int argc, char **argv, const char *group, const struct CMUnitTest *tests,
+                 size_t ntests, const sp_role_t *roles, size_t nroles);
+
+/* Run A and B over a fresh pair, in one shape. Fails the current test if a
+ * role fails, the child exits non-zero, or the child outlives 60 s. */
+void sp_run_threads(sp_role_fn a, sp_role_fn b);
+void sp_run_process(sp_role_fn a, const char *b_role);
+
+/* Start this binary as "--child ROLE HANDLE" with the channel end inherited
+ * (the caller still closes its own copy) and wait for it. */
+typedef struct sp_child sp_child_t;
+sp_child_t *sp_child_start(const char *role, sockpass_chan_t *end);
+int sp_child_wait(sp_child_t *child); /* exit code; -1 on timeout (child killed) */
+
+/* Threads. */
+typedef struct sp_thread sp_thread_t;
+sp_thread_t *sp_thread_start(sp_role_fn fn, sockpass_chan_t *chan);
+int sp_thread_join(sp_thread_t *t); /* the role's result */
+
+/* Open descriptors (POSIX) or handles (Windows) of this process. */
+int sp_count_fds(void);
+/* cmocka setup/teardown: the count must be the same after the test. */
+int sp_fd_before(void **state);
+int sp_fd_after(void **state);
+#define SP_TEST(fn) cmocka_unit_test_setup_teardown(fn, sp_fd_before, sp_fd_after)
+
+/* Loopback TCP helpers (127.0.0.1), bounded by a 10 s timeout on reads. */
+void sp_net_init(void);
+sockpass_sock_t sp_tcp_listener(unsigned short *port);
+sockpass_sock_t sp_tcp_connect(unsigned short port);
+int sp_tcp_pair(sockpass_sock_t *client, sockpass_sock_t *server);
+sockpass_sock_t sp_udp_socket(unsigned short *port);
+unsigned short sp_sock_port(sockpass_sock_t s);
+int sp_write_all(sockpass_sock_t s, const void *buf, size_t n);
+int sp_read_n(sockpass_sock_t s, void *buf, size_t n); /* 0 when n bytes came */
+void sp_sleep_ms(int ms);
+long sp_getpid(void);
+
+#endif
