@@ -119,8 +119,8 @@ SOCKPASS_EXTERN int sockpass_syserr(int err);
 /* A static, human-readable message for err. Never NULL; an unknown code gives
  * a static "unknown error" text. Thread-safe. errno / GetLastError() are kept. */
 SOCKPASS_EXTERN const char *sockpass_strerror(int err);
-/* The code's name without prefix, such as "EOF" or "ETIMEDOUT"; "UNKNOWN" for
- * codes not in the list and "SYSERR" for SOCKPASS_SYSERR() values. */
+/* The code's name without prefix, such as "EOF" or "ETIMEDOUT"; "OK" for 0,
+ * "SYSERR" for SOCKPASS_SYSERR() values and "UNKNOWN" for anything else. */
 SOCKPASS_EXTERN const char *sockpass_err_name(int err);
 
 /* ---- Channels ----

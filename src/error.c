@@ -24,6 +24,8 @@ const char *sockpass_err_name(int err) {
   case SOCKPASS_SYSERR_BASE:
     break;
   }
+  if (err == 0)
+    return "OK";
   if (sockpass_syserr(err) != 0)
     return "SYSERR";
   return "UNKNOWN";

@@ -1,0 +1,222 @@
+/* Every public function with bad arguments, the error table and the version. */
+#include "harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void version(void **s) {
+  char want[32];
+  assert_int_equal(sockpass_version(), SOCKPASS_VERSION_HEX);
+  snprintf(want, sizeof want, "%d.%d.%d", SOCKPASS_VERSION_MAJOR, SOCKPASS_VERSION_MINOR,
+           SOCKPASS_VERSION_PATCH);
+  assert_string_equal(sockpass_version_string(), want);
+}
+
+static void error_table(void **s) {
+  static const struct {
+    int code;
+    const char *name;
+  } all[] = {
+#define SP_ROW(name, value, text) {SOCKPASS_##name, #name},
+      SOCKPASS_ERRNO_MAP(SP_ROW)
+#undef SP_ROW
+  };
+  size_t i, j;
+  for (i = 0; i < sizeof all / sizeof all[0]; i++) {
+    const char *text = sockpass_strerror(all[i].code);
+    assert_true(all[i].code < 0);
+    assert_string_equal(sockpass_err_name(all[i].code), all[i].name);
+    assert_non_null(text);
+    assert_true(strlen(text) > 3);
+    assert_int_equal(sockpass_syserr(all[i].code), 0);
+    for (j = 0; j < i; j++) {
+      assert_int_not_equal(all[i].code, all[j].code);
+      assert_string_not_equal(text, sockpass_strerror(all[j].code));
+    }
+  }
+  assert_string_equal(sockpass_err_name(-1), "UNKNOWN");
+  assert_string_equal(sockpass_strerror(-1), "unknown error");
+  assert_string_equal(sockpass_strerror(12345), "unknown error");
+  assert_string_equal(sockpass_strerror(0), "success");
+  /* An OS error with no code of its own keeps its number and its text. */
+  assert_int_equal(sockpass_syserr(SOCKPASS_SYSERR(5)), 5);
+  assert_string_equal(sockpass_err_name(SOCKPASS_SYSERR(5)), "SYSERR");
+  assert_true(strlen(sockpass_strerror(SOCKPASS_SYSERR(5))) > 0);
+  assert_string_not_equal(sockpass_strerror(SOCKPASS_SYSERR(5)), "unknown error");
+}
+
+static void channel_args(void **s) {
+  sockpass_chan_t *a = (sockpass_chan_t *)&a, *b = (sockpass_chan_t *)&b;
+  assert_sp(sockpass_pair(NULL, &b), SOCKPASS_EINVAL);
+  assert_sp(sockpass_pair(&a, NULL), SOCKPASS_EINVAL);
+  assert_sp(sockpass_pair(&a, &a), SOCKPASS_EINVAL);
+  assert_sp(sockpass_listen(NULL, &a), SOCKPASS_EINVAL);
+  assert_null(a);
+  a = (sockpass_chan_t *)&a;
+  assert_sp(sockpass_listen("", &a), SOCKPASS_EINVAL);
+  assert_null(a);
+  assert_sp(sockpass_listen("x", NULL), SOCKPASS_EINVAL);
+  assert_sp(sockpass_accept(NULL, &a), SOCKPASS_EINVAL);
+  assert_sp(sockpass_connect(NULL, &a), SOCKPASS_EINVAL);
+  assert_sp(sockpass_connect("", &a), SOCKPASS_EINVAL);
+  assert_sp(sockpass_connect("x", NULL), SOCKPASS_EINVAL);
+  assert_sp(sockpass_open(SOCKPASS_INVALID_HANDLE, &a), SOCKPASS_EBADF);
+  assert_null(a);
+  assert_true(sockpass_handle(NULL) == SOCKPASS_INVALID_HANDLE);
+  sockpass_close(NULL);
+  assert_sp(sockpass_set_timeout(NULL, 0), SOCKPASS_EINVAL);
+  assert_sp(sockpass_cancel(NULL), SOCKPASS_EINVAL);
+  assert_sp(sockpass_cancel_clear(NULL), SOCKPASS_EINVAL);
+
+  assert_sp(sockpass_pair(&a, &b), 0);
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_true(sockpass_handle(a) != SOCKPASS_INVALID_HANDLE);
+  assert_sp(sockpass_set_timeout(a, -2), SOCKPASS_EINVAL);
+  assert_sp(sockpass_accept(a, NULL), SOCKPASS_EINVAL);
+  {
+    sockpass_chan_t *c = (sockpass_chan_t *)&c;
+    assert_sp(sockpass_accept(a, &c), SOCKPASS_EINVAL); /* not a listener */
+    assert_null(c);
+  }
+  sockpass_close(a);
+  sockpass_close(b);
+}
+
+/* sockpass_open takes ownership even when it fails. */
+static void open_takes_ownership(void **s) {
+  sockpass_chan_t *a, *b;
+  int before;
+  assert_sp(sockpass_pair(&a, &b), 0);
+  before = sp_count_fds();
+#ifdef _WIN32
+  {
+    HANDLE h;
+    assert_true(DuplicateHandle(GetCurrentProcess(), sockpass_handle(a), GetCurrentProcess(), &h,
+                                0, FALSE, DUPLICATE_SAME_ACCESS));
+    assert_int_equal(sp_count_fds(), before + 1);
+    assert_sp(sockpass_open(h, NULL), SOCKPASS_EINVAL);
+  }
+#else
+  {
+    int fd = dup(sockpass_handle(a));
+    assert_true(fd >= 0);
+    assert_int_equal(sp_count_fds(), before + 1);
+    assert_sp(sockpass_open(fd, NULL), SOCKPASS_EINVAL);
+  }
+#endif
+  assert_int_equal(sp_count_fds(), before);
+  sockpass_close(a);
+  sockpass_close(b);
+}
+
+static void send_args(void **s) {
+  sockpass_chan_t *a, *b;
+  sockpass_sock_t socks[SOCKPASS_MAX_SOCKS + 1];
+  unsigned short port;
+  char *big = calloc(1, SOCKPASS_MAX_PAYLOAD + 1), buf[8];
+  size_t i, n, len;
+  assert_non_null(big);
+  assert_sp(sockpass_pair(&a, &b), 0);
+  socks[0] = sp_udp_socket(&port);
+  assert_true(socks[0] != SOCKPASS_INVALID_SOCK);
+  for (i = 1; i <= SOCKPASS_MAX_SOCKS; i++)
+    socks[i] = socks[0];
+  assert_sp(sockpass_send(NULL, socks, 1, "x", 1), SOCKPASS_EINVAL);
+  assert_sp(sockpass_send(a, NULL, 1, "x", 1), SOCKPASS_EINVAL);
+  assert_sp(sockpass_send(a, socks, 1, NULL, 1), SOCKPASS_EINVAL);
+  assert_sp(sockpass_send(a, NULL, 0, NULL, 0), SOCKPASS_EINVAL);
+  assert_sp(sockpass_send(a, socks, 0, "x", 0), SOCKPASS_EINVAL);
+  /* Above the kernel's per-message limit (Linux SCM_MAX_FD is 253). */
+  assert_sp(sockpass_send(a, socks, SOCKPASS_MAX_SOCKS + 1, "x", 1), SOCKPASS_ETOOMANY);
+  assert_sp(sockpass_send(a, socks, 1, big, SOCKPASS_MAX_PAYLOAD + 1), SOCKPASS_EMSGSIZE);
+  {
+    sockpass_sock_t bad[2];
+    bad[0] = socks[0];
+    bad[1] = SOCKPASS_INVALID_SOCK;
+    assert_sp(sockpass_send(a, bad, 2, "x", 1), SOCKPASS_EBADF);
+  }
+  /* None of the refused messages reached the peer. */
+  assert_sp(sockpass_set_timeout(b, SOCKPASS_NONBLOCK), 0);
+  n = 0;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(b, NULL, &n, buf, &len), SOCKPASS_EAGAIN);
+  sockpass_close_sock(socks[0]);
+  sockpass_close(a);
+  sockpass_close(b);
+  free(big);
+}
+
+static void recv_args(void **s) {
+  sockpass_chan_t *a, *b;
+  sockpass_sock_t sk[2];
+  char buf[8];
+  size_t n = 2, len = sizeof buf;
+  assert_sp(sockpass_pair(&a, &b), 0);
+  assert_sp(sockpass_recv(b, sk, NULL, buf, &len), SOCKPASS_EINVAL);
+  assert_sp(sockpass_recv(b, sk, &n, buf, NULL), SOCKPASS_EINVAL);
+  n = 2;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(NULL, sk, &n, buf, &len), SOCKPASS_EINVAL);
+  assert_int_equal(n, 0);
+  assert_int_equal(len, 0);
+  n = 2;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(b, NULL, &n, buf, &len), SOCKPASS_EINVAL);
+  n = 2;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(b, sk, &n, NULL, &len), SOCKPASS_EINVAL);
+  sockpass_close(a);
+  sockpass_close(b);
+}
+
+static void sock_args(void **s) {
+  sockpass_sock_t out = 0;
+  sockpass_peer_t p;
+  sockpass_chan_t *a, *b;
+  assert_sp(sockpass_adopt(SOCKPASS_INVALID_SOCK, &out), SOCKPASS_EBADF);
+  assert_true(out == SOCKPASS_INVALID_SOCK);
+  assert_sp(sockpass_adopt(0, NULL), SOCKPASS_EINVAL);
+  assert_sp(sockpass_close_sock(SOCKPASS_INVALID_SOCK), SOCKPASS_EBADF);
+  assert_sp(sockpass_peer(NULL, &p), SOCKPASS_EINVAL);
+  assert_int_equal(p.pid, -1);
+  assert_sp(sockpass_pair(&a, &b), 0);
+  assert_sp(sockpass_peer(a, NULL), SOCKPASS_EINVAL);
+  sockpass_close(a);
+  sockpass_close(b);
+}
+
+/* A socket value that arrived by another route is checked and made ready. */
+static void adopt_socket(void **s) {
+  unsigned short port;
+  sockpass_sock_t raw = sp_udp_socket(&port), ready = SOCKPASS_INVALID_SOCK;
+  assert_true(raw != SOCKPASS_INVALID_SOCK);
+  assert_sp(sockpass_adopt(raw, &ready), 0);
+  assert_true(ready != SOCKPASS_INVALID_SOCK);
+  assert_int_equal(sp_sock_port(ready), port);
+  sockpass_close_sock(ready);
+}
+
+static void name_too_long(void **s) {
+  char name[400];
+  sockpass_chan_t *c = (sockpass_chan_t *)&c;
+#ifdef _WIN32
+  memset(name, 'n', sizeof name - 1);
+#else
+  memcpy(name, "/tmp/", 5);
+  memset(name + 5, 'n', sizeof name - 6);
+#endif
+  name[sizeof name - 1] = '\0';
+  assert_sp(sockpass_listen(name, &c), SOCKPASS_ENAMETOOLONG);
+  assert_null(c);
+  assert_sp(sockpass_connect(name, &c), SOCKPASS_ENAMETOOLONG);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      SP_TEST(version),    SP_TEST(error_table),  SP_TEST(channel_args),
+      SP_TEST(open_takes_ownership), SP_TEST(send_args), SP_TEST(recv_args),
+      SP_TEST(sock_args),  SP_TEST(adopt_socket), SP_TEST(name_too_long),
+  };
+  return sp_test_main(argc, argv, "api", tests, sizeof tests / sizeof tests[0], NULL, 0);
+}
