@@ -1,0 +1,19 @@
+#!/bin/sh
+# Install the build into a scratch prefix, then build a program against it
+# with find_package(sockpass) and with pkg-config, and run both.
+# usage: check.sh BUILD_DIR WORK_DIR
+set -eu
+build=$1
+work=$2
+here=$(cd "$(dirname "$0")" && pwd)
+rm -rf "$work"
+mkdir -p "$work"
+cmake --install "$build" --prefix "$work/prefix" >/dev/null
+cmake -S "$here" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake --build "$work/cmake" >/dev/null
+"$work/cmake/app"
+PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib64/pkgconfig:$work/prefix/lib/x86_64-linux-gnu/pkgconfig"
+export PKG_CONFIG_PATH
+cc -o "$work/app-pc" "$here/app.c" $(pkg-config --cflags sockpass) $(pkg-config --libs --static sockpass)
+"$work/app-pc"
+echo "consumer: find_package and pkg-config builds both ran"
