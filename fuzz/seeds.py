@@ -33,6 +33,19 @@ def creds(pid=1234, uid=1000, gid=1000):
     return cmsg(SOL_SOCKET, SCM_CREDENTIALS, struct.pack("<iII", pid, uid, gid))
 
 
+MAGIC, VERSION = 0x4B505053, 1
+HELLO, DATA, DISCARD = 1, 2, 3
+
+
+def frame(type_, pid=0, flags=0, nsocks=0, rec=0, payload=b"", total=None,
+          version=VERSION, magic=MAGIC, reserved=(0, 0)):
+    if total is None:
+        total = 40 + nsocks * rec + len(payload)
+    hdr = struct.pack("<IHHIIIIIIII", magic, version, type_, flags, total, pid,
+                      nsocks, rec, len(payload), *reserved)
+    return hdr + b"\xab" * (nsocks * rec) + payload
+
+
 def write(target, name, data):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -57,6 +70,28 @@ def main():
     write("cmsg", "cut-short", rights(3, 4, 5)[:HDR + 6])
     write("cmsg", "header-only", rights(3)[:HDR - 1])
     write("cmsg", "huge-len", cmsg(SOL_SOCKET, SCM_RIGHTS, struct.pack("<i", 3), length=2**64 - 1))
+
+    write("frame", "empty", b"")
+    write("frame", "magic-prefix", b"SPP")
+    write("frame", "hello", frame(HELLO, pid=4242))
+    write("frame", "hello-req-pair", frame(HELLO, pid=4242, flags=3))
+    write("frame", "data-payload", frame(DATA, payload=b"hello"))
+    write("frame", "data-rec8", frame(DATA, pid=7, nsocks=2, rec=8, payload=b"x"))
+    write("frame", "data-rec628", frame(DATA, pid=7, nsocks=1, rec=628, payload=b"sock"))
+    write("frame", "discard-rec8", frame(DISCARD, pid=7, nsocks=3, rec=8))
+    write("frame", "stream", frame(HELLO, pid=1, flags=1) + frame(DATA, payload=b"a")
+          + frame(DATA, pid=9, nsocks=1, rec=8, payload=b"bc") + frame(DISCARD, pid=9, nsocks=1, rec=8))
+    write("frame", "cut-short", frame(DATA, pid=7, nsocks=2, rec=8, payload=b"xyz")[:50])
+    write("frame", "header-cut", frame(DATA, payload=b"abc")[:39])
+    write("frame", "bad-magic", frame(DATA, payload=b"abc", magic=0x4B505054))
+    write("frame", "bad-version", frame(DATA, payload=b"abc", version=2))
+    write("frame", "reserved-set", frame(DATA, payload=b"abc", reserved=(0, 1)))
+    write("frame", "total-wrong", frame(DATA, payload=b"abc", total=44))
+    write("frame", "total-huge", frame(DATA, payload=b"abc", total=0xFFFFFFFF))
+    write("frame", "too-many-socks", frame(DATA, pid=7, nsocks=254, rec=8))
+    write("frame", "payload-too-big", frame(DATA, payload=b"\0" * 65537))
+    write("frame", "empty-data", frame(DATA))
+    write("frame", "unknown-type", frame(9, payload=b"abc"))
 
 
 if __name__ == "__main__":
