@@ -6,8 +6,11 @@
  *   - Pointers passed in are borrowed for the duration of the call only.
  *   - "Hands over" means the caller becomes the owner and must close the object;
  *     "takes ownership" means the library closes it, on success and on error.
- *   - A channel may be used by several threads at once: each sockpass_send and
- *     each sockpass_recv is one whole message, never interleaved with another.
+ *   - A channel may be used by several threads at once: each sockpass_send is
+ *     one whole message, never interleaved with another, and on message
+ *     channels (the default) each sockpass_recv returns one whole message.
+ *     A stream channel (sockpass_open on a SOCK_STREAM socket) has the
+ *     stream's boundaries; docs/api.md says what that means.
  *
  * docs/api.md holds the full contract of each function.
  */
@@ -144,8 +147,9 @@ SOCKPASS_EXTERN int sockpass_listen(const char *name, sockpass_chan_t **listener
  * and hand over a connected channel. */
 SOCKPASS_EXTERN int sockpass_accept(sockpass_chan_t *listener, sockpass_chan_t **chan);
 
-/* Connect to a named endpoint. SOCKPASS_ENOENT when nothing listens there.
- * The channel is handed over. */
+/* Connect to a named endpoint. SOCKPASS_ENOENT when no such endpoint exists,
+ * SOCKPASS_ECONNREFUSED when it exists but nobody listens (a stale socket
+ * file, an unused Linux "@name"). The channel is handed over. */
 SOCKPASS_EXTERN int sockpass_connect(const char *name, sockpass_chan_t **chan);
 
 /* Make a channel of an existing OS handle (inherited, received, made by hand).
@@ -155,8 +159,9 @@ SOCKPASS_EXTERN int sockpass_connect(const char *name, sockpass_chan_t **chan);
  * the call fails. */
 SOCKPASS_EXTERN int sockpass_open(sockpass_handle_t handle, sockpass_chan_t **chan);
 
-/* The channel's OS handle, borrowed: for poll/WaitFor* loops only; do not
- * close it or change its flags. */
+/* The channel's OS handle, borrowed: for poll/WaitFor* loops, and to hand the
+ * end to a child by inheritance (marking it inheritable for that moment).
+ * Do not close it, read from it or write to it. */
 SOCKPASS_EXTERN sockpass_handle_t sockpass_handle(sockpass_chan_t *chan);
 
 /* Close the channel and its OS handle. NULL is ignored. No call may be using
@@ -221,7 +226,9 @@ typedef struct {
 } sockpass_peer_t;
 
 /* The process at the other end, as the OS reports it (SO_PEERCRED,
- * getpeereid, LOCAL_PEERCRED) or, on Windows, as the channel handshake told. */
+ * getpeereid, LOCAL_PEERCRED) or, on Windows, as the channel handshake told.
+ * POSIX records it when the connection is made: for a sockpass_pair, that is
+ * the process that made the pair, even after an end went to a child. */
 SOCKPASS_EXTERN int sockpass_peer(sockpass_chan_t *chan, sockpass_peer_t *peer);
 
 #ifdef __cplusplus
