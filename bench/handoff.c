@@ -993,13 +993,45 @@ static void memory(void) {
   waitpid(pid, &st, 0);
 }
 
+/* ---- One variant alone, for system call counts (strace -c -f, perf) ---- */
+
+static int g_msgs = 20000;
+
+static void single(const char *mode) {
+  int j, i;
+  round_t rr;
+  for (j = 0; j < NV; j++)
+    if (g_var[j].enabled)
+      break;
+  if (j == NV) {
+    fprintf(stderr, "bench_handoff: --mode %s needs one variant in --variants\n", mode);
+    exit(2);
+  }
+  if (g_var[j].start(&g_var[j]) < 0)
+    exit(1);
+  pin(g_cpu_send);
+  if (strcmp(mode, "send") == 0) {
+    g_var[j].round(&g_var[j], g_ks[0], g_msgs, &rr);
+    printf("%s: %d messages of %d socket(s) in %.1f ms\n", g_var[j].name, g_msgs, g_ks[0],
+           rr.ns / 1e6);
+  } else if (g_var[j].ping != NULL) {
+    uint64_t t0 = now_ns();
+    for (i = 0; i < g_msgs; i++)
+      g_var[j].ping(&g_var[j], &rr);
+    printf("%s: %d round trips in %.1f ms\n", g_var[j].name, g_msgs, (now_ns() - t0) / 1e6);
+  }
+  g_var[j].stop(&g_var[j]);
+}
+
 /* ---- main ---- */
 
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_handoff [--mode all|throughput|latency|alloc|memory] [--rounds N]\n"
           "                     [--scale X] [--socks 1,16,64] [--variants raw,sockpass,libuv,python]\n"
-          "                     [--pairs N] [--python PATH] [--pyscript PATH] [--no-pin]\n");
+          "                     [--pairs N] [--python PATH] [--pyscript PATH] [--no-pin]\n"
+          "       bench_handoff --mode send|pingpong --variants NAME [--socks K] [--msgs N]\n"
+          "         (one variant alone: N messages, or N round trips; for strace -c -f)\n");
   exit(2);
 }
 
@@ -1016,7 +1048,7 @@ static int has_word(const char *list, const char *w) {
 
 int main(int argc, char **argv) {
   const char *mode = "all", *variants = NULL;
-  int i, pinning = 1;
+  int i, pinning = 1, single_mode;
   struct rlimit rl;
 
   for (i = 1; i < argc; i++) {
@@ -1036,6 +1068,8 @@ int main(int argc, char **argv) {
       g_scale = atof(v);
     else if (strcmp(a, "--variants") == 0)
       variants = v;
+    else if (strcmp(a, "--msgs") == 0)
+      g_msgs = atoi(v);
     else if (strcmp(a, "--pairs") == 0)
       g_pairs = atoi(v);
     else if (strcmp(a, "--python") == 0)
@@ -1054,9 +1088,10 @@ int main(int argc, char **argv) {
   for (i = 0; i < g_nk; i++)
     if (g_ks[i] < 1 || g_ks[i] > MAX_K)
       usage();
+  single_mode = strcmp(mode, "send") == 0 || strcmp(mode, "pingpong") == 0;
   if (variants != NULL)
     for (i = 0; i < NV; i++)
-      if (i != V_RAW && !has_word(variants, g_var[i].name))
+      if ((i != V_RAW || single_mode) && !has_word(variants, g_var[i].name))
         g_var[i].enabled = 0; /* raw is the floor: always measured */
 
   signal(SIGPIPE, SIG_IGN);
@@ -1068,6 +1103,11 @@ int main(int argc, char **argv) {
   if (pinning)
     choose_cpus();
 
+  if (single_mode) {
+    make_pool();
+    single(mode);
+    return 0;
+  }
   printf("sockpass %s; bench_handoff, mode %s\n\n", sockpass_version_string(), mode);
   if (strcmp(mode, "memory") == 0 || strcmp(mode, "all") == 0)
     memory();
