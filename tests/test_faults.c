@@ -1,0 +1,591 @@
+/* Faults: peers that die mid-message or close while the other end reads,
+ * eight senders on one channel, and (POSIX) hostile control messages and
+ * another local user at a named endpoint. Every test runs between SP_TEST's
+ * descriptor counts: whatever happens, nothing may leak. */
+#include "harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef _WIN32
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#endif
+
+/* ---- Messages that can be checked whole: a 12-byte header (sender, seq,
+ * length) and a pattern that depends on all three. ---- */
+
+#define MSG_HDR 12
+#define MSG_MAX 512
+
+static size_t msg_len(uint32_t sender, uint32_t seq) {
+  return MSG_HDR + (size_t)((seq * 7u + sender * 13u) % 300u);
+}
+
+static unsigned char msg_byte(uint32_t sender, uint32_t seq, size_t i) {
+  return (unsigned char)((sender * 31u + seq * 17u + (uint32_t)i * 5u) & 0xffu);
+}
+
+static void put32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t get32(const unsigned char *p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static size_t msg_make(unsigned char *buf, uint32_t sender, uint32_t seq) {
+  size_t len = msg_len(sender, seq), i;
+  put32(buf, sender);
+  put32(buf + 4, seq);
+  put32(buf + 8, (uint32_t)len);
+  for (i = MSG_HDR; i < len; i++)
+    buf[i] = msg_byte(sender, seq, i);
+  return len;
+}
+
+/* 1 when buf holds a whole message as msg_make wrote it. */
+static int msg_whole(const unsigned char *buf, size_t len, uint32_t *sender, uint32_t *seq) {
+  size_t i;
+  if (len < MSG_HDR)
+    return 0;
+  *sender = get32(buf);
+  *seq = get32(buf + 4);
+  if (get32(buf + 8) != len || msg_len(*sender, *seq) != len)
+    return 0;
+  for (i = MSG_HDR; i < len; i++)
+    if (buf[i] != msg_byte(*sender, *seq, i))
+      return 0;
+  return 1;
+}
+
+/* Every SOCK_EVERY-th message carries a socket. */
+#define SOCK_EVERY 16
+
+/* ---- The peer dies in the middle of sending: a thread of the child sends
+ * without pause while the process ends under it. The receiver gets whole
+ * messages, in order, each with its socket, then SOCKPASS_EOF. ---- */
+
+static int dying_send_loop(sockpass_chan_t *c) {
+  unsigned char buf[MSG_MAX];
+  unsigned short port;
+  sockpass_sock_t s = sp_udp_socket(&port);
+  uint32_t seq;
+  SP_CHECK(s != SOCKPASS_INVALID_SOCK);
+  for (seq = 0;; seq++) {
+    size_t len = msg_make(buf, 0, seq);
+    if (sockpass_send(c, &s, seq % 2 == 0 ? 1 : 0, buf, len) != 0)
+      break;
+  }
+  sockpass_close_sock(s);
+  return 0;
+}
+
+static int dying_sender(sockpass_chan_t *c) {
+  /* The loop runs until the process ends under it: never joined. */
+  sp_thread_t *t = sp_thread_start(dying_send_loop, c);
+  SP_CHECK(t != NULL);
+  sp_sleep_ms(50);
+  fflush(NULL);
+  _Exit(0);
+}
+
+static int receive_until_eof(sockpass_chan_t *c) {
+  unsigned char buf[MSG_MAX];
+  sockpass_sock_t socks[2];
+  uint32_t want = 0, sender, seq;
+  int rc;
+  sockpass_set_timeout(c, 20000);
+  for (;;) {
+    size_t n = 2, len = sizeof buf;
+    rc = sockpass_recv(c, socks, &n, buf, &len);
+    if (rc != 0)
+      break;
+    if (n > 0)
+      SP_CHECK(sockpass_close_sock(socks[0]) == 0);
+    SP_CHECK(n <= 1);
+    SP_CHECK(msg_whole(buf, len, &sender, &seq));
+    SP_CHECK(sender == 0 && seq == want);
+    SP_CHECK(n == (seq % 2 == 0 ? 1u : 0u));
+    want++;
+  }
+  SP_CHECK_RC(rc, SOCKPASS_EOF);
+  SP_CHECK(want > 0);
+  return 0;
+}
+
+static void peer_dies_mid_send(void **s) {
+  int i;
+  for (i = 0; i < 5; i++)
+    sp_run_process(receive_until_eof, "dying_sender");
+}
+
+/* ---- Close racing the receive: the peer sends one message with a socket
+ * and closes at once, while the receiver is already waiting or not yet. The
+ * message always arrives, then SOCKPASS_EOF. ---- */
+
+static int send_one_then_close(sockpass_chan_t *c) {
+  unsigned char buf[MSG_MAX];
+  unsigned short port;
+  sockpass_sock_t s = sp_udp_socket(&port);
+  size_t len = msg_make(buf, 1, 0);
+  int rc;
+  SP_CHECK(s != SOCKPASS_INVALID_SOCK);
+  rc = sockpass_send(c, &s, 1, buf, len);
+  sockpass_close_sock(s);
+  SP_CHECK_RC(rc, 0);
+  return 0;
+}
+
+static int send_one_close_chan(sockpass_chan_t *c) {
+  int rc = send_one_then_close(c);
+  sockpass_close(c); /* the thread shape: this end goes now, not at join */
+  return rc;
+}
+
+static int recv_one_then_eof(sockpass_chan_t *c) {
+  unsigned char buf[MSG_MAX];
+  sockpass_sock_t socks[2];
+  size_t n = 2, len = sizeof buf;
+  uint32_t sender, seq;
+  sockpass_set_timeout(c, 20000);
+  SP_CHECK_RC(sockpass_recv(c, socks, &n, buf, &len), 0);
+  SP_CHECK(n == 1);
+  SP_CHECK(sockpass_close_sock(socks[0]) == 0);
+  SP_CHECK(msg_whole(buf, len, &sender, &seq) && sender == 1 && seq == 0);
+  n = 2;
+  len = sizeof buf;
+  SP_CHECK_RC(sockpass_recv(c, socks, &n, buf, &len), SOCKPASS_EOF);
+  SP_CHECK(n == 0);
+  return 0;
+}
+
+static void close_races_recv_threads(void **s) {
+  int i;
+  for (i = 0; i < 2000; i++) {
+    sockpass_chan_t *a, *b;
+    sp_thread_t *t;
+    int ra, rb;
+    assert_sp(sockpass_pair(&a, &b), 0);
+    t = sp_thread_start(send_one_close_chan, b); /* b is closed by the thread */
+    assert_non_null(t);
+    ra = recv_one_then_eof(a);
+    rb = sp_thread_join(t);
+    sockpass_close(a);
+    assert_int_equal(ra, 0);
+    assert_int_equal(rb, 0);
+  }
+}
+
+static void close_races_recv_process(void **s) {
+  int i;
+  for (i = 0; i < 50; i++)
+    sp_run_process(recv_one_then_eof, "send_one_then_close");
+}
+
+/* ---- The receiver goes away while the peer sends: the sender gets 0 for
+ * what went out and SOCKPASS_EOF after, and the sockets left unread in the
+ * channel are released with it (the descriptor counts of both sides). ---- */
+
+static int send_until_eof(sockpass_chan_t *c) {
+  unsigned char buf[MSG_MAX];
+  unsigned short port;
+  sockpass_sock_t s = sp_udp_socket(&port);
+  uint32_t seq;
+  int rc = 0;
+  SP_CHECK(s != SOCKPASS_INVALID_SOCK);
+  sockpass_set_timeout(c, 20000);
+  for (seq = 0; seq < 1000000 && rc == 0; seq++)
+    rc = sockpass_send(c, &s, 1, buf, msg_make(buf, 2, seq));
+  sockpass_close_sock(s);
+  SP_CHECK_RC(rc, SOCKPASS_EOF);
+  return 0;
+}
+
+static int recv_some_then_close(sockpass_chan_t *c) {
+  unsigned char buf[MSG_MAX];
+  sockpass_sock_t socks[2];
+  uint32_t sender, seq;
+  int i;
+  sockpass_set_timeout(c, 20000);
+  for (i = 0; i < 100; i++) {
+    size_t n = 2, len = sizeof buf;
+    SP_CHECK_RC(sockpass_recv(c, socks, &n, buf, &len), 0);
+    SP_CHECK(n == 1);
+    SP_CHECK(sockpass_close_sock(socks[0]) == 0);
+    SP_CHECK(msg_whole(buf, len, &sender, &seq) && seq == (uint32_t)i);
+  }
+  return 0;
+}
+
+static void receiver_leaves_mid_stream(void **s) {
+  sockpass_chan_t *a, *b;
+  sp_child_t *c;
+  int ra;
+  assert_sp(sockpass_pair(&a, &b), 0);
+  c = sp_child_start("send_until_eof", b);
+  sockpass_close(b);
+  assert_non_null(c);
+  ra = recv_some_then_close(a);
+  sockpass_close(a); /* with the sender still sending, messages still queued */
+  assert_int_equal(ra, 0);
+  assert_int_equal(sp_child_wait(c), 0);
+}
+
+/* ---- Eight threads send 10,000 messages each on one channel: every message
+ * arrives whole, in each sender's order, with its socket. ---- */
+
+#define SENDERS 8
+#define PER_SENDER 10000
+
+static volatile uint32_t senders_next;
+
+static int one_sender(sockpass_chan_t *c) {
+  unsigned char buf[MSG_MAX];
+  unsigned short port;
+  uint32_t id, seq;
+  sockpass_sock_t s;
+  int rc = 0;
+#ifdef _WIN32
+  id = (uint32_t)InterlockedIncrement((volatile LONG *)&senders_next) - 1u;
+#else
+  id = __atomic_fetch_add(&senders_next, 1u, __ATOMIC_SEQ_CST);
+#endif
+  s = sp_udp_socket(&port);
+  SP_CHECK(s != SOCKPASS_INVALID_SOCK);
+  for (seq = 0; seq < PER_SENDER && rc == 0; seq++) {
+    size_t len = msg_make(buf, id, seq);
+    rc = sockpass_send(c, &s, seq % SOCK_EVERY == 0 ? 1 : 0, buf, len);
+  }
+  sockpass_close_sock(s);
+  SP_CHECK_RC(rc, 0);
+  return 0;
+}
+
+static int eight_senders(sockpass_chan_t *c) {
+  sp_thread_t *t[SENDERS];
+  int i, bad = 0;
+  senders_next = 0;
+  for (i = 0; i < SENDERS; i++)
+    t[i] = sp_thread_start(one_sender, c);
+  for (i = 0; i < SENDERS; i++)
+    bad |= t[i] == NULL || sp_thread_join(t[i]) != 0;
+  SP_CHECK(!bad);
+  return 0;
+}
+
+static int eight_receiver(sockpass_chan_t *c) {
+  unsigned char buf[MSG_MAX];
+  sockpass_sock_t socks[2];
+  uint32_t next[SENDERS] = {0}, sender, seq;
+  long total = 0;
+  sockpass_set_timeout(c, 20000);
+  while (total < (long)SENDERS * PER_SENDER) {
+    size_t n = 2, len = sizeof buf;
+    SP_CHECK_RC(sockpass_recv(c, socks, &n, buf, &len), 0);
+    if (n > 0)
+      SP_CHECK(sockpass_close_sock(socks[0]) == 0);
+    SP_CHECK(msg_whole(buf, len, &sender, &seq));
+    SP_CHECK(sender < SENDERS && seq == next[sender]);
+    SP_CHECK(n == (seq % SOCK_EVERY == 0 ? 1u : 0u));
+    next[sender]++;
+    total++;
+  }
+  return 0;
+}
+
+static void eight_senders_threads(void **s) { sp_run_threads(eight_receiver, eight_senders); }
+static void eight_senders_process(void **s) { sp_run_process(eight_receiver, "eight_senders"); }
+
+#ifndef _WIN32
+/* ---- POSIX: a peer that writes raw sendmsg calls. Unexpected control
+ * messages (SCM_CREDENTIALS, asked for or not), several SCM_RIGHTS in one
+ * message, descriptors without data, more descriptors or bytes than the room
+ * given. Each gives the message or SOCKPASS_ETRUNC, never a leaked
+ * descriptor, and the channel carries the next message. ---- */
+
+typedef union {
+  struct cmsghdr h;
+  char b[2048];
+} cbuf_t;
+
+/* One raw message: data, then a SCM_CREDENTIALS (when creds), then each
+ * group of descriptors as its own SCM_RIGHTS. */
+static ssize_t raw_send(int fd, const void *data, size_t len, int creds, const int *fds,
+                        const size_t *groups, size_t ngroups) {
+  cbuf_t cb;
+  struct msghdr m;
+  struct iovec iov;
+  struct cmsghdr *cm;
+  size_t g, used = 0, k = 0;
+  memset(&m, 0, sizeof m);
+  memset(&cb, 0, sizeof cb);
+  iov.iov_base = (void *)data;
+  iov.iov_len = len;
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = cb.b;
+  m.msg_controllen = sizeof cb.b;
+  cm = CMSG_FIRSTHDR(&m);
+  if (creds) {
+    struct ucred uc;
+    uc.pid = getpid();
+    uc.uid = getuid();
+    uc.gid = getgid();
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_CREDENTIALS;
+    cm->cmsg_len = CMSG_LEN(sizeof uc);
+    memcpy(CMSG_DATA(cm), &uc, sizeof uc);
+    used += CMSG_SPACE(sizeof uc);
+    cm = CMSG_NXTHDR(&m, cm);
+  }
+  for (g = 0; g < ngroups; g++) {
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(groups[g] * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds + k, groups[g] * sizeof(int));
+    k += groups[g];
+    used += CMSG_SPACE(groups[g] * sizeof(int));
+    cm = CMSG_NXTHDR(&m, cm);
+  }
+  m.msg_controllen = used;
+  if (used == 0)
+    m.msg_control = NULL;
+  return sendmsg(fd, &m, MSG_NOSIGNAL);
+}
+
+static int is_udp_on(int fd, unsigned short port) { return sp_sock_port(fd) == port; }
+
+static void hostile_control_messages(void **s) {
+  int sv[2], one = 1, sk, fds[253], got[253], before, i;
+  unsigned short port;
+  sockpass_chan_t *c;
+  char buf[64], big[200];
+  size_t n, len, groups[2];
+
+  assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  assert_sp(sockpass_open(sv[0], &c), 0);
+  sockpass_set_timeout(c, 5000);
+  /* Warm up: the channel makes its wake descriptor on its first wait. */
+  n = 0;
+  len = sizeof buf;
+  sockpass_set_timeout(c, 1);
+  assert_sp(sockpass_recv(c, NULL, &n, buf, &len), SOCKPASS_ETIMEDOUT);
+  sockpass_set_timeout(c, 5000);
+  sk = sp_udp_socket(&port);
+  assert_true(sk >= 0);
+  for (i = 0; i < 253; i++)
+    fds[i] = sk;
+  before = sp_count_fds();
+
+  /* 1. Credentials the receiver asked for (SO_PASSCRED) and credentials the
+   *    peer sent unasked, beside three descriptors in two SCM_RIGHTS. */
+  assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one), 0);
+  groups[0] = 2;
+  groups[1] = 1;
+  assert_int_equal(raw_send(sv[1], "creds", 5, 1, fds, groups, 2), 5);
+  n = 4;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(c, got, &n, buf, &len), 0);
+  assert_int_equal(n, 3);
+  assert_int_equal(len, 5);
+  assert_memory_equal(buf, "creds", 5);
+  for (i = 0; i < 3; i++) {
+    assert_true(is_udp_on(got[i], port));
+    close(got[i]);
+  }
+  assert_int_equal(sp_count_fds(), before);
+
+  /* 2. Descriptors with no data at all. */
+  groups[0] = 2;
+  assert_int_equal(raw_send(sv[1], NULL, 0, 0, fds, groups, 1), 0);
+  n = 4;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(c, got, &n, buf, &len), 0);
+  assert_int_equal(n, 2);
+  assert_int_equal(len, 0);
+  close(got[0]);
+  close(got[1]);
+
+  /* 3. More descriptors than the room given, with credentials: ETRUNC, all
+   *    five closed, and the next message arrives. */
+  groups[0] = 5;
+  assert_int_equal(raw_send(sv[1], "five", 4, 1, fds, groups, 1), 4);
+  assert_int_equal(raw_send(sv[1], "next", 4, 0, fds, groups, 0), 4);
+  n = 2;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(c, got, &n, buf, &len), SOCKPASS_ETRUNC);
+  assert_int_equal(n, 0);
+  assert_int_equal(sp_count_fds(), before);
+  n = 2;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(c, got, &n, buf, &len), 0);
+  assert_int_equal(n, 0);
+  assert_int_equal(len, 4);
+  assert_memory_equal(buf, "next", 4);
+
+  /* 4. More bytes than the buffer, with descriptors: ETRUNC, none kept. */
+  memset(big, 'b', sizeof big);
+  groups[0] = 3;
+  assert_int_equal(raw_send(sv[1], big, sizeof big, 1, fds, groups, 1), (ssize_t)sizeof big);
+  n = 4;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(c, got, &n, buf, &len), SOCKPASS_ETRUNC);
+  assert_int_equal(n, 0);
+  assert_int_equal(sp_count_fds(), before);
+
+  /* 5. The most one message may carry, 253, beside credentials: all arrive
+   *    (the control room holds both). */
+  groups[0] = 253;
+  assert_int_equal(raw_send(sv[1], "max", 3, 1, fds, groups, 1), 3);
+  n = 253;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(c, got, &n, buf, &len), 0);
+  assert_int_equal(n, 253);
+  for (i = 0; i < 253; i++)
+    close(got[i]);
+  assert_int_equal(sp_count_fds(), before);
+
+  /* 6. After all that, the channel still works both ways. */
+  assert_sp(sockpass_send(c, &sk, 1, "ok", 2), 0);
+  {
+    cbuf_t cb;
+    struct msghdr m;
+    struct iovec iov;
+    struct cmsghdr *cm;
+    memset(&m, 0, sizeof m);
+    iov.iov_base = buf;
+    iov.iov_len = sizeof buf;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = cb.b;
+    m.msg_controllen = sizeof cb.b;
+    assert_int_equal(recvmsg(sv[1], &m, MSG_CMSG_CLOEXEC), 2);
+    cm = CMSG_FIRSTHDR(&m);
+    assert_non_null(cm);
+    assert_int_equal(cm->cmsg_type, SCM_RIGHTS);
+    memcpy(&got[0], CMSG_DATA(cm), sizeof(int));
+    assert_true(is_udp_on(got[0], port));
+    close(got[0]);
+  }
+  close(sk);
+  close(sv[1]);
+  n = 2;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(c, got, &n, buf, &len), SOCKPASS_EOF);
+  sockpass_close(c);
+}
+
+/* ---- POSIX: a stream peer dies halfway through what it meant to send: the
+ * bytes and the descriptors that left it arrive, then SOCKPASS_EOF. ---- */
+
+static void stream_peer_dies_mid_message(void **s) {
+  int sv[2], sk, got[2];
+  unsigned short port;
+  sockpass_chan_t *c;
+  char buf[64];
+  size_t n = 2, len = sizeof buf, groups[1] = {1};
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  assert_sp(sockpass_open(sv[0], &c), 0);
+  sockpass_set_timeout(c, 5000);
+  sk = sp_udp_socket(&port);
+  /* The first 3 bytes of a 10-byte message, with its descriptor. */
+  assert_int_equal(raw_send(sv[1], "hal", 3, 0, &sk, groups, 1), 3);
+  close(sv[1]);
+  close(sk);
+  assert_sp(sockpass_recv(c, got, &n, buf, &len), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(len, 3);
+  assert_true(is_udp_on(got[0], port));
+  close(got[0]);
+  n = 2;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(c, got, &n, buf, &len), SOCKPASS_EOF);
+  sockpass_close(c);
+}
+
+/* ---- Safe defaults: a named endpoint made with the defaults refuses
+ * another local user (a child that drops to uid/gid 65534; needs root) and
+ * serves its own user. ---- */
+
+#define OTHER_ID 65534
+
+static int connect_as_other(const char *name) {
+  pid_t pid = fork();
+  int status = 0;
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    sockpass_chan_t *c = NULL;
+    int rc;
+    if (setgroups(0, NULL) != 0 || setgid(OTHER_ID) != 0 || setuid(OTHER_ID) != 0)
+      _exit(100);
+    if (getuid() != OTHER_ID || geteuid() != OTHER_ID)
+      _exit(101);
+    rc = sockpass_connect(name, &c);
+    if (rc == 0)
+      sockpass_close(c);
+    _exit(rc == SOCKPASS_EACCES ? 0 : rc == 0 ? 102 : 103);
+  }
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void other_user_refused(void **s) {
+  char name[108];
+  sockpass_chan_t *l, *a, *b;
+  struct stat st;
+  char buf[4];
+  size_t n = 0, len = sizeof buf;
+  if (geteuid() != 0) {
+    print_message("other_user_refused: needs root to act as another user; skipped\n");
+    skip();
+  }
+  snprintf(name, sizeof name, "/tmp/sockpass-owner-%ld.sock", (long)getpid());
+  assert_sp(sockpass_listen(name, &l), 0);
+  assert_int_equal(stat(name, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  assert_int_equal(connect_as_other(name), 0);
+  /* Its owner connects and talks. */
+  assert_sp(sockpass_connect(name, &a), 0);
+  assert_sp(sockpass_accept(l, &b), 0);
+  assert_sp(sockpass_send(a, NULL, 0, "hi", 2), 0);
+  assert_sp(sockpass_recv(b, NULL, &n, buf, &len), 0);
+  assert_int_equal(len, 2);
+  sockpass_close(a);
+  sockpass_close(b);
+  sockpass_close(l);
+}
+#endif
+
+static const sp_role_t roles[] = {
+    {"dying_sender", dying_sender},
+    {"send_one_then_close", send_one_then_close},
+    {"send_until_eof", send_until_eof},
+    {"eight_senders", eight_senders},
+};
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      SP_TEST(peer_dies_mid_send),
+      SP_TEST(close_races_recv_threads),
+      SP_TEST(close_races_recv_process),
+      SP_TEST(receiver_leaves_mid_stream),
+      SP_TEST(eight_senders_threads),
+      SP_TEST(eight_senders_process),
+#ifndef _WIN32
+      SP_TEST(hostile_control_messages),
+      SP_TEST(stream_peer_dies_mid_message),
+      SP_TEST(other_user_refused),
+#endif
+  };
+  return sp_test_main(argc, argv, "faults", tests, sizeof tests / sizeof tests[0], roles,
+                      sizeof roles / sizeof roles[0]);
+}
