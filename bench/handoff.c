@@ -757,13 +757,13 @@ static void throughput(void) {
         ns_per_sock[ki][vi][r] = (double)rr.ns / ((double)n * k);
       }
 
-  printf("\n%-6s %-10s %12s %12s %10s %10s\n", "socks", "variant", "messages/s", "sockets/s",
-         "time/raw", "raw/time");
-  printf("%-6s %-10s %12s %12s %10s %10s\n", "/msg", "", "", "", "(median)", "");
+  printf("\n%-6s %-10s %12s %12s %10s %10s  %s\n", "socks", "variant", "messages/s", "sockets/s",
+         "time/raw", "raw/time", "time/raw over rounds");
+  printf("%-6s %-10s %12s %12s %10s %10s  %s\n", "/msg", "", "", "", "(median)", "", "[min .. max]");
   for (ki = 0; ki < g_nk; ki++) {
     int k = g_ks[ki];
     for (j = 0; j < NV; j++) {
-      double ratio[MAX_ROUNDS], rate[MAX_ROUNDS], med_ratio, socks_s, msgs_s;
+      double ratio[MAX_ROUNDS], rate[MAX_ROUNDS], med_ratio, socks_s, msgs_s, lo, hi;
       if (!g_var[j].enabled)
         continue;
       for (r = 0; r < g_rounds; r++) {
@@ -771,10 +771,15 @@ static void throughput(void) {
         rate[r] = 1e9 / ns_per_sock[ki][j][r];
       }
       med_ratio = median(ratio, g_rounds);
+      lo = hi = ratio[0];
+      for (r = 1; r < g_rounds; r++) {
+        lo = ratio[r] < lo ? ratio[r] : lo;
+        hi = ratio[r] > hi ? ratio[r] : hi;
+      }
       socks_s = median(rate, g_rounds);
       msgs_s = g_var[j].per_write == 1 ? socks_s : socks_s / k;
-      printf("%-6d %-10s %12.0f %12.0f %10.3f %10.3f%s\n", k, g_var[j].name, msgs_s, socks_s,
-             med_ratio, 1.0 / med_ratio,
+      printf("%-6d %-10s %12.0f %12.0f %10.3f %10.3f  [%.2f .. %.2f]%s\n", k, g_var[j].name,
+             msgs_s, socks_s, med_ratio, 1.0 / med_ratio, lo, hi,
              g_var[j].per_write == 1 && k > 1 ? "  (one socket per write)" : "");
     }
   }
