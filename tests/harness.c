@@ -20,7 +20,7 @@
 #define SP_CHILD_TIMEOUT_MS 60000
 
 #ifdef _WIN32
-static void sp_win_warmup(void);
+static int sp_win_warmup_count(void);
 #endif
 
 /* ---------------------------------------------------------------- threads */
@@ -279,15 +279,11 @@ static int sp_child_main(const char *role, const char *handle, const sp_role_t *
     return 3;
   }
 #ifdef _WIN32
-  {
-    /* Winsock keeps state for the process's life once started (by
-     * sockpass_open here), and under Wine each thread's first blocking
-     * socket call adds an event it keeps until the thread ends. Make that
-     * state now and count it as present from the start. */
-    int opened = sp_count_fds();
-    sp_win_warmup();
-    before += sp_count_fds() - opened;
-  }
+  /* Winsock keeps state for the process's life once started (by
+   * sockpass_open here), and under Wine each thread's first blocking socket
+   * call adds an event it keeps until the thread ends. Make that state now
+   * and count it as present from the start. */
+  before += sp_win_warmup_count();
 #endif
   result = roles[i].fn(chan);
   sockpass_close(chan);
@@ -356,7 +352,9 @@ static void sp_win_warmup(void) {
   closesocket(s);
 }
 
-static int sp_count_handles(void) {
+/* The handles of this process; their values go to vals (room for cap) when
+ * vals is not NULL. -1 when the table cannot be read. */
+static int sp_list_handles(ULONG_PTR *vals, int room) {
   static unsigned char *buf;
   static ULONG cap = 1u << 20;
   HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
@@ -384,9 +382,33 @@ static int sp_count_handles(void) {
     return -1;
   t = (const sp_handle_table_t *)buf;
   for (i = 0; i < t->count; i++)
-    if (t->entries[i].pid == self)
+    if (t->entries[i].pid == self) {
+      if (vals != NULL && n < room)
+        vals[n] = t->entries[i].handle;
       n++;
+    }
   return n;
+}
+
+static int sp_count_handles(void) { return sp_list_handles(NULL, 0); }
+
+/* How many handles sp_win_warmup leaves for good: new handles that are no
+ * file, pipe or socket. Counted by value, because the peer may place a
+ * duplicated socket in this process at any moment (WSADuplicateSocketW). */
+static int sp_win_warmup_count(void) {
+  static ULONG_PTR before[4096], after[4096];
+  int nb = sp_list_handles(before, 4096), na, i, j, kept = 0;
+  sp_win_warmup();
+  na = sp_list_handles(after, 4096);
+  if (nb < 0 || na < 0 || nb > 4096 || na > 4096)
+    return 0;
+  for (i = 0; i < na; i++) {
+    for (j = 0; j < nb && before[j] != after[i]; j++)
+      ;
+    if (j == nb && GetFileType((HANDLE)after[i]) == FILE_TYPE_UNKNOWN)
+      kept++;
+  }
+  return kept;
 }
 #endif
 
