@@ -24,11 +24,11 @@ static uint16_t sp_get16(const unsigned char *p) {
   return (uint16_t)((unsigned)p[0] | ((unsigned)p[1] << 8));
 }
 
-void sp_frame_hello(sp_frame_t *f, uint32_t pid, uint32_t flags) {
+void sp_frame_control(sp_frame_t *f, uint32_t type, uint32_t pid, uint32_t flags) {
   memset(f, 0, sizeof *f);
   f->magic = SP_FRAME_MAGIC;
   f->version = SP_FRAME_VERSION;
-  f->type = SP_FRAME_HELLO;
+  f->type = (uint16_t)type;
   f->flags = flags;
   f->total = SP_FRAME_HDR_SIZE;
   f->pid = pid;
@@ -75,6 +75,10 @@ static int sp_frame_check(const sp_frame_t *f, uint32_t rec_size) {
   case SP_FRAME_HELLO:
     return (f->flags & ~SP_FRAME_HELLO_FLAGS) == 0 && f->pid != 0 && f->nsocks == 0 &&
            f->rec_size == 0 && f->payload == 0 && f->total == SP_FRAME_HDR_SIZE;
+  case SP_FRAME_BYE:
+  case SP_FRAME_BYE_ACK:
+    return f->flags == 0 && f->pid != 0 && f->nsocks == 0 && f->rec_size == 0 &&
+           f->payload == 0 && f->total == SP_FRAME_HDR_SIZE;
   case SP_FRAME_DATA:
     if (f->flags != 0 || f->payload > SOCKPASS_MAX_PAYLOAD || f->nsocks > SOCKPASS_MAX_SOCKS)
       return 0;

@@ -24,6 +24,8 @@
 #define SP_FRAME_HELLO 1u   /* "this end is read by process pid" */
 #define SP_FRAME_DATA 2u    /* one message: sockets duplicated for pid, payload */
 #define SP_FRAME_DISCARD 3u /* sockets duplicated for pid that nobody will claim */
+#define SP_FRAME_BYE 4u     /* "pid stops reading this end: duplicate nothing more for it" */
+#define SP_FRAME_BYE_ACK 5u /* "every frame I wrote for you is before this one" */
 
 /* HELLO flags. */
 #define SP_FRAME_F_REQ 0x1u  /* the sender asks the peer to answer with a HELLO */
@@ -38,7 +40,7 @@ typedef struct {
   uint16_t type;
   uint32_t flags;
   uint32_t total;    /* bytes in the whole frame, header included */
-  uint32_t pid;      /* HELLO: the writer; DATA/DISCARD: the target process */
+  uint32_t pid;      /* HELLO, BYE, BYE_ACK: the writer; DATA/DISCARD: the target */
   uint32_t nsocks;   /* socket records that follow the header */
   uint32_t rec_size; /* bytes per socket record; 0 when nsocks is 0 */
   uint32_t payload;  /* payload bytes after the records */
@@ -57,8 +59,9 @@ _Static_assert(sizeof(sp_frame_t) == SP_FRAME_HDR_SIZE, "the header is 40 bytes 
 #define SP_FRAME_MORE 1   /* valid so far; need f->total (or a header) bytes */
 #define SP_FRAME_BAD (-1) /* malformed: the stream cannot be trusted further */
 
-/* Fill f for a frame of the given type; the other fields are zero. */
-void sp_frame_hello(sp_frame_t *f, uint32_t pid, uint32_t flags);
+/* Fill f for a frame of the given type; the other fields are zero.
+ * sp_frame_control: HELLO, BYE, BYE_ACK. sp_frame_data: DATA, DISCARD. */
+void sp_frame_control(sp_frame_t *f, uint32_t type, uint32_t pid, uint32_t flags);
 void sp_frame_data(sp_frame_t *f, uint32_t type, uint32_t pid, uint32_t nsocks,
                    uint32_t rec_size, uint32_t payload);
 

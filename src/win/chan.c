@@ -200,23 +200,25 @@ static int sp_write_settle(sockpass_chan_t *c, const sp_deadline_t *d) {
   return 0;
 }
 
-/* Announce this process on the channel without waiting: the write may stay
- * in flight (c->hello is its buffer) and the next writer finishes it. */
-static void sp_hello_async(sockpass_chan_t *c, uint32_t flags) {
+/* Write a control frame (HELLO, BYE_ACK) without waiting for the peer to
+ * read it: the write may stay in flight (c->hello is its buffer) and the
+ * next writer finishes it. */
+static void sp_control_async(sockpass_chan_t *c, uint32_t type, uint32_t flags) {
   sp_frame_t f;
   DWORD n;
   EnterCriticalSection(&c->wlock);
-  if (c->wpending && !HasOverlappedIoCompleted(&c->wov)) {
-    /* One is still on its way: it carries the same pid. */
+  if (c->wpending && !HasOverlappedIoCompleted(&c->wov) && type == SP_FRAME_HELLO) {
+    /* A HELLO is still on its way: it carries the same pid. */
     LeaveCriticalSection(&c->wlock);
     return;
   }
   if (c->wpending) {
-    GetOverlappedResult(c->h, &c->wov, &n, FALSE);
+    /* Only a BYE_ACK waits here, and the peer that asked for it reads. */
+    GetOverlappedResult(c->h, &c->wov, &n, TRUE);
     c->wpending = 0;
   }
   if (c->werr == 0 && c->wowed == 0) {
-    sp_frame_hello(&f, (uint32_t)GetCurrentProcessId(), flags);
+    sp_frame_control(&f, type, (uint32_t)GetCurrentProcessId(), flags);
     sp_frame_encode(c->hello, &f);
     if (!WriteFile(c->h, c->hello, SP_FRAME_HDR_SIZE, NULL, &c->wov) &&
         GetLastError() == ERROR_IO_PENDING)
@@ -233,6 +235,11 @@ static void sp_hello_async(sockpass_chan_t *c, uint32_t flags) {
 static void sp_owe_discard(sockpass_chan_t *c, uint32_t pid, size_t n) {
   sp_frame_t f;
   sp_deadline_t now;
+  if (pid == GetCurrentProcessId()) {
+    /* Duplicated for this very process: claim and close them here. */
+    sp__sock_drop(c->wbuf + SP_FRAME_HDR_SIZE, n);
+    return;
+  }
   sp_frame_data(&f, SP_FRAME_DISCARD, pid, (uint32_t)n, SP_REC_SIZE, 0);
   sp_frame_encode(c->wbuf, &f);
   c->wowed = f.total;
@@ -295,11 +302,19 @@ static void sp_control(sockpass_chan_t *c, const sp_frame_t *f, const unsigned c
       SetEvent(c->hello_ev);
     }
     if ((f->flags & SP_FRAME_F_REQ) != 0)
-      sp_hello_async(c, 0);
+      sp_control_async(c, SP_FRAME_HELLO, 0);
   } else if (f->type == SP_FRAME_DISCARD) {
     if (f->pid == GetCurrentProcessId())
       sp__sock_drop(frame + SP_FRAME_HDR_SIZE, f->nsocks);
+  } else if (f->type == SP_FRAME_BYE) {
+    /* The process we would send to stops reading: until another one
+     * announces itself, a send with sockets waits (and sees EOF when the
+     * last holder of the other end has gone). */
+    if ((DWORD)InterlockedCompareExchange(&c->peer_pid, 0, (LONG)f->pid) == f->pid)
+      ResetEvent(c->hello_ev);
+    sp_control_async(c, SP_FRAME_BYE_ACK, 0);
   }
+  /* A BYE_ACK matters only to a closing channel (sp_close_drain). */
 }
 
 /* Under rlock: handle and remove every whole control frame in rbuf. Returns
@@ -428,17 +443,72 @@ static int sp_chan_new(HANDLE h, int kind, int origin, sockpass_chan_t **out) {
   return 0;
 }
 
+/* Closing: release every socket duplicated for this process that is still
+ * in the buffer and, with announce, in the pipe: first tell the peer (BYE)
+ * and read until it confirms (BYE_ACK) that nothing more comes, the pipe
+ * breaks, or it stays quiet for SP_BYE_QUIET_MS; see docs/protocol.md.
+ * Without announce (a pair end closed while its other end is open here) the
+ * pipe is left alone: a child may hold this end and read on. */
+#define SP_BYE_QUIET_MS 20
+#define SP_BYE_MAX_MS 500
+
+static void sp_close_drain(sockpass_chan_t *c, int announce) {
+  sp_deadline_t now, quiet;
+  sp_frame_t f;
+  ULONGLONG end = GetTickCount64() + SP_BYE_MAX_MS;
+  DWORD self = GetCurrentProcessId();
+  int acked = !announce, r = SP_FRAME_MORE, rc = 0;
+  sp_deadline_start(&now, 0);
+  if (announce) {
+    EnterCriticalSection(&c->wlock);
+    if (sp_write_settle(c, &now) < 0) {
+      acked = 1;
+    } else {
+      sp_frame_control(&f, SP_FRAME_BYE, self, 0);
+      sp_frame_encode(c->hello, &f);
+      if (sp_write_raw(c, c->hello, SP_FRAME_HDR_SIZE, &now) < 0)
+        acked = 1; /* the peer is gone, or not reading at all */
+    }
+    LeaveCriticalSection(&c->wlock);
+  }
+  for (;;) {
+    while (c->rerr == 0 &&
+           (r = sp_frame_decode(c->rbuf, c->rlen, SP_REC_SIZE, &f)) == SP_FRAME_OK) {
+      if ((f.type == SP_FRAME_DATA || f.type == SP_FRAME_DISCARD) && f.nsocks > 0 &&
+          f.pid == self)
+        sp__sock_drop(c->rbuf + SP_FRAME_HDR_SIZE, f.nsocks);
+      else if (f.type == SP_FRAME_BYE_ACK)
+        acked = 1;
+      sp_consume(c, f.total);
+    }
+    if (!announce || c->rerr != 0 || r == SP_FRAME_BAD || rc < 0 || GetTickCount64() >= end)
+      return;
+    rc = sp_fill(c, &now, r == SP_FRAME_MORE && f.total ? f.total : 0);
+    if (rc == SOCKPASS_EAGAIN && !acked) {
+      sp_deadline_start(&quiet, SP_BYE_QUIET_MS);
+      rc = sp_fill(c, &quiet, f.total);
+    }
+    if (rc == SOCKPASS_EAGAIN || rc == SOCKPASS_ETIMEDOUT)
+      return; /* nothing more waiting, and the peer is quiet */
+  }
+}
+
 void sp__close(sockpass_chan_t *c) {
   DWORD n;
   sp_deadline_t now;
+  int announce = 1;
   if (c->origin == SP_ORIGIN_PAIR) {
     AcquireSRWLockExclusive(&sp_sibling_lock);
+    /* While the other end is open in this process, the peer is us. */
+    announce = c->sibling == NULL;
     if (c->sibling != NULL)
       c->sibling->sibling = NULL;
     c->sibling = NULL;
     ReleaseSRWLockExclusive(&sp_sibling_lock);
   }
   if (c->kind == SP_KIND_CHAN) {
+    ResetEvent(c->cancel_ev); /* the drain must not be cut short */
+    sp_close_drain(c, announce);
     if (c->wpending && !HasOverlappedIoCompleted(&c->wov))
       CancelIoEx(c->h, &c->wov);
     if (c->wpending)
@@ -638,8 +708,8 @@ int sp__pair(sockpass_chan_t **a, sockpass_chan_t **b) {
   (*a)->sibling = *b;
   (*b)->sibling = *a;
   ReleaseSRWLockExclusive(&sp_sibling_lock);
-  sp_hello_async(*a, SP_FRAME_F_PAIR);
-  sp_hello_async(*b, SP_FRAME_F_PAIR);
+  sp_control_async(*a, SP_FRAME_HELLO, SP_FRAME_F_PAIR);
+  sp_control_async(*b, SP_FRAME_HELLO, SP_FRAME_F_PAIR);
   return 0;
 }
 
@@ -714,7 +784,7 @@ int sp__accept(sockpass_chan_t *l, sockpass_chan_t **out) {
     CloseHandle(conn);
     goto out;
   }
-  sp_hello_async(*out, 0);
+  sp_control_async(*out, SP_FRAME_HELLO, 0);
 out:
   LeaveCriticalSection(&l->rlock);
   return rc;
@@ -746,7 +816,7 @@ int sp__connect(const char *name, sockpass_chan_t **out) {
     CloseHandle(h);
     return rc;
   }
-  sp_hello_async(*out, 0);
+  sp_control_async(*out, SP_FRAME_HELLO, 0);
   return 0;
 }
 
@@ -791,7 +861,7 @@ int sp__open(sockpass_handle_t h, sockpass_chan_t **out) {
     goto fail;
   /* Announce the process that reads this end from now on, and ask the
    * peer's reader to announce itself. */
-  sp_hello_async(*out, SP_FRAME_F_REQ);
+  sp_control_async(*out, SP_FRAME_HELLO, SP_FRAME_F_REQ);
   return 0;
 fail:
   CloseHandle(h);
@@ -860,8 +930,8 @@ int sp__send(sockpass_chan_t *c, const sockpass_sock_t *socks, size_t nsocks, co
   if (len > 0)
     memcpy(c->wbuf + SP_FRAME_HDR_SIZE + nsocks * SP_REC_SIZE, data, len);
   rc = sp_write_raw(c, c->wbuf, total, &d);
-  if (rc < 0 && nsocks > 0 && c->werr == 0 && rc != SOCKPASS_EOF)
-    sp_owe_discard(c, pid, nsocks); /* timed out or cancelled before a byte went */
+  if (rc < 0 && nsocks > 0 && c->werr == 0 && (rc != SOCKPASS_EOF || pid == GetCurrentProcessId()))
+    sp_owe_discard(c, pid, nsocks); /* nothing went out: take the duplicates back */
 out:
   LeaveCriticalSection(&c->wlock);
   return rc;
