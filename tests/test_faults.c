@@ -119,10 +119,24 @@ static int receive_until_eof(sockpass_chan_t *c) {
   return 0;
 }
 
+#define SP_DYING_ROUNDS 5
+
 static void peer_dies_mid_send(void **s) {
-  int i;
-  for (i = 0; i < 5; i++)
+  int i, before = sp_count_fds(), extra;
+  for (i = 0; i < SP_DYING_ROUNDS; i++)
     sp_run_process(receive_until_eof, "dying_sender");
+  extra = sp_count_fds() - before;
+#ifdef _WIN32
+  /* WSADuplicateSocketW places the socket in this process before the frame
+   * that names it is written; a sender that dies between the two leaves one
+   * socket here that no message announces (docs/protocol.md, "Lifetimes").
+   * That is at most one per dead sender, never more. */
+  if (extra > 0)
+    fprintf(stderr, "unannounced sockets left by %d dead senders: %d\n", SP_DYING_ROUNDS, extra);
+  assert_true(extra >= 0 && extra <= SP_DYING_ROUNDS);
+#else
+  assert_int_equal(extra, 0);
+#endif
 }
 
 /* ---- Close racing the receive: the peer sends one message with a socket
@@ -271,12 +285,6 @@ static int eight_senders(sockpass_chan_t *c) {
   sp_thread_t *t[SENDERS];
   int i, bad = 0;
   senders_next = 0;
-  /* The channel makes the descriptor it waits with on its first wait or
-   * cancel. Made here, before the senders start: several threads making it
-   * at once race on it in src/posix/chan.c (sp_wait reads wake_rd without the
-   * lock sp_make_wake writes it under), which ThreadSanitizer reports. */
-  sockpass_cancel(c);
-  sockpass_cancel_clear(c);
   for (i = 0; i < SENDERS; i++)
     t[i] = sp_thread_start(one_sender, c);
   for (i = 0; i < SENDERS; i++)
@@ -577,7 +585,7 @@ static const sp_role_t roles[] = {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-      SP_TEST(peer_dies_mid_send),
+      cmocka_unit_test(peer_dies_mid_send), /* counts for itself: see there */
       SP_TEST(close_races_recv_threads),
       SP_TEST(close_races_recv_process),
       SP_TEST(receiver_leaves_mid_stream),

@@ -221,7 +221,9 @@ static int stream_reader(sockpass_chan_t *c) {
   sockpass_set_timeout(c, 20000);
   while (total < SOCKPASS_MAX_PAYLOAD && ok) {
     int sk[4];
-    size_t n = 4, len = 1000; /* small reads: many chunks */
+    size_t n = 4, len = SOCKPASS_MAX_PAYLOAD - total; /* small reads: many chunks */
+    if (len > 1000)
+      len = 1000;
     int rc = sockpass_recv(c, sk, &n, buf + total, &len);
     if (rc != 0) {
       fprintf(stderr, "stream recv: %s\n", sockpass_strerror(rc));
@@ -469,6 +471,28 @@ static void abstract_namespace(void **s) {
 }
 #endif
 
+/* An empty record from a raw peer is not the end of the channel. */
+static void empty_record_is_not_eof(void **s) {
+  int sv[2];
+  sockpass_chan_t *c;
+  char buf[4];
+  size_t n = 0, len = sizeof buf;
+  assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+  assert_sp(sockpass_open(sv[0], &c), 0);
+  assert_int_equal(send(sv[1], "", 0, 0), 0);
+  assert_int_equal(send(sv[1], "x", 1, 0), 1);
+  assert_sp(sockpass_recv(c, NULL, &n, buf, &len), SOCKPASS_EPROTO);
+  n = 0;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(c, NULL, &n, buf, &len), 0);
+  assert_int_equal(len, 1);
+  close(sv[1]);
+  n = 0;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(c, NULL, &n, buf, &len), SOCKPASS_EOF);
+  sockpass_close(c);
+}
+
 static const sp_role_t roles[] = {{"emfile_b", emfile_b}};
 
 int main(int argc, char **argv) {
@@ -483,6 +507,7 @@ int main(int argc, char **argv) {
       SP_TEST(stream_partial_writes),
       SP_TEST(dgram_channel),
       SP_TEST(raw_peer),
+      SP_TEST(empty_record_is_not_eof),
       SP_TEST(listen_mode_and_cleanup),
       SP_TEST(listen_refuses_regular_file),
       SP_TEST(listen_replaces_stale_socket),

@@ -45,7 +45,9 @@ struct sockpass_chan {
   int listener; /* made by sp__listen */
   int timeout_ms;
   int cancelled;
-  int wake_rd, wake_wr; /* made on first wait or cancel; -1 before */
+  /* Made on first wait or cancel; -1 before. wake_rd is published last with
+   * release order, so a thread that sees it also sees wake_wr. */
+  int wake_rd, wake_wr;
   pthread_mutex_t lock; /* guards making the wake descriptors */
   pthread_mutex_t send_lock; /* streams: one message at a time */
   char *path; /* listener: socket file to remove on close */
@@ -112,10 +114,12 @@ static int sp_make_wake(sockpass_chan_t *c) {
   if (c->wake_rd < 0) {
 #ifdef SOCKPASS_HAVE_EVENTFD
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fd < 0)
+    if (fd < 0) {
       rc = sp_errno();
-    else
-      c->wake_rd = c->wake_wr = fd;
+    } else {
+      c->wake_wr = fd;
+      __atomic_store_n(&c->wake_rd, fd, __ATOMIC_RELEASE);
+    }
 #else
     int p[2];
 #ifdef SOCKPASS_HAVE_PIPE2
@@ -133,8 +137,8 @@ static int sp_make_wake(sockpass_chan_t *c) {
     }
 #endif
     if (rc == 0) {
-      c->wake_rd = p[0];
       c->wake_wr = p[1];
+      __atomic_store_n(&c->wake_rd, p[0], __ATOMIC_RELEASE);
     }
 #endif
   }
@@ -153,9 +157,13 @@ static void sp_wake_signal(sockpass_chan_t *c) {
   (void)r; /* a full pipe or counter is already readable: the wake stands */
 }
 
-static void sp_wake_drain(sockpass_chan_t *c) {
+static int sp_wake_fd(sockpass_chan_t *c) {
+  return __atomic_load_n(&c->wake_rd, __ATOMIC_ACQUIRE);
+}
+
+static void sp_wake_drain(int fd) {
   char buf[64];
-  while (read(c->wake_rd, buf, sizeof buf) > 0)
+  while (read(fd, buf, sizeof buf) > 0)
     ;
 }
 
@@ -175,9 +183,10 @@ int sp__cancel(sockpass_chan_t *c) {
 }
 
 int sp__cancel_clear(sockpass_chan_t *c) {
+  int fd = sp_wake_fd(c);
   __atomic_store_n(&c->cancelled, 0, __ATOMIC_SEQ_CST);
-  if (c->wake_rd >= 0)
-    sp_wake_drain(c);
+  if (fd >= 0)
+    sp_wake_drain(fd);
   return 0;
 }
 
@@ -207,12 +216,15 @@ static int sp_wait(sockpass_chan_t *c, short events, sp_deadline_t *d, int honou
   struct pollfd pfd[2];
   int timeout = honour_limits ? __atomic_load_n(&c->timeout_ms, __ATOMIC_RELAXED)
                               : SOCKPASS_WAIT_FOREVER;
-  int wait_ms, r, rc;
+  int wait_ms, r, rc, wake;
 
   if (timeout == 0)
     return SOCKPASS_EAGAIN;
-  if (c->wake_rd < 0 && (rc = sp_make_wake(c)) < 0)
-    return rc;
+  if ((wake = sp_wake_fd(c)) < 0) {
+    if ((rc = sp_make_wake(c)) < 0)
+      return rc;
+    wake = sp_wake_fd(c);
+  }
   if (honour_limits && __atomic_load_n(&c->cancelled, __ATOMIC_SEQ_CST))
     return SOCKPASS_ECANCELED;
   wait_ms = timeout < 0 ? -1 : sp_remaining_ms(d, timeout);
@@ -221,7 +233,7 @@ static int sp_wait(sockpass_chan_t *c, short events, sp_deadline_t *d, int honou
   pfd[0].fd = c->fd;
   pfd[0].events = events;
   pfd[0].revents = 0;
-  pfd[1].fd = c->wake_rd;
+  pfd[1].fd = wake;
   pfd[1].events = POLLIN;
   pfd[1].revents = 0;
   r = poll(pfd, honour_limits ? 2 : 1, wait_ms);
@@ -297,7 +309,7 @@ static int sp_socket(int type, int *out) {
  * socket or any other file may not. */
 static int sp_path_is_stale(const struct sockaddr_un *sa, socklen_t len) {
   struct stat st;
-  int fd, r, e;
+  int fd = -1, r, e;
   if (lstat(sa->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
     return 0;
   if (sp_socket(SP_CHAN_TYPE, &fd) < 0)
@@ -311,7 +323,7 @@ static int sp_path_is_stale(const struct sockaddr_un *sa, socklen_t len) {
 int sp__listen(const char *name, sockpass_chan_t **out) {
   struct sockaddr_un sa;
   socklen_t len;
-  int fd, rc, fl, is_path;
+  int fd = -1, rc, fl, is_path;
   struct stat st;
 
   if ((rc = sp_addr(name, &sa, &len)) < 0)
@@ -401,7 +413,7 @@ int sp__accept(sockpass_chan_t *l, sockpass_chan_t **out) {
 int sp__connect(const char *name, sockpass_chan_t **out) {
   struct sockaddr_un sa;
   socklen_t len;
-  int fd, rc;
+  int fd = -1, rc;
   if ((rc = sp_addr(name, &sa, &len)) < 0)
     return rc;
   if ((rc = sp_socket(SP_CHAN_TYPE, &fd)) < 0)
@@ -608,8 +620,20 @@ int sp__recv(sockpass_chan_t *c, sockpass_sock_t *socks, size_t *nsocks, void *b
     sp_close_all(fds, nfds);
     return SOCKPASS_ETRUNC;
   }
-  if (n == 0 && nfds == 0 && c->type != SOCK_DGRAM)
+  if (n == 0 && nfds == 0 && c->type == SOCK_STREAM)
     return SOCKPASS_EOF;
+  if (n == 0 && nfds == 0 && c->type == SOCK_SEQPACKET) {
+    /* The peer's close and an empty record look alike to recvmsg. A closed
+     * peer leaves the socket hung up; a live one sent an empty record, which
+     * sockpass never does: a protocol error, and the channel goes on. */
+    struct pollfd p;
+    p.fd = c->fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    if (poll(&p, 1, 0) == 1 && (p.revents & POLLHUP))
+      return SOCKPASS_EOF;
+    return SOCKPASS_EPROTO;
+  }
   if (nfds > 0)
     memcpy(socks, fds, nfds * sizeof(int));
   *nsocks = nfds;
