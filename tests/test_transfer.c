@@ -470,7 +470,41 @@ static void accept_timeout(void **s) {
   sockpass_close(l);
 }
 
+/* ---- The other way: B (the child, in the process shape) sends a socket it
+ * made to A. On Windows B's first Winsock call is the sockpass_recv. ---- */
+
+static int reverse_a(sockpass_chan_t *c) {
+  sockpass_sock_t s = SOCKPASS_INVALID_SOCK;
+  char buf[8];
+  size_t n = 1, len = sizeof buf;
+  SP_CHECK_RC(sockpass_send(c, NULL, 0, "go", 2), 0);
+  SP_CHECK_RC(sockpass_recv(c, &s, &n, buf, &len), 0);
+  SP_CHECK(n == 1 && len == 4 && memcmp(buf, "back", 4) == 0);
+  SP_CHECK(sp_read_n(s, buf, 4) == 0 && memcmp(buf, "ping", 4) == 0);
+  SP_CHECK(sp_write_all(s, "pong", 4) == 0);
+  sockpass_close_sock(s);
+  return 0;
+}
+
+static int reverse_b(sockpass_chan_t *c) {
+  sockpass_sock_t client, server;
+  char buf[4];
+  size_t n = 0, len = sizeof buf;
+  SP_CHECK_RC(sockpass_recv(c, NULL, &n, buf, &len), 0);
+  SP_CHECK(sp_tcp_pair(&client, &server) == 0);
+  SP_CHECK_RC(sockpass_send(c, &server, 1, "back", 4), 0);
+  sockpass_close_sock(server);
+  SP_CHECK(sp_write_all(client, "ping", 4) == 0);
+  SP_CHECK(sp_read_n(client, buf, 4) == 0 && memcmp(buf, "pong", 4) == 0);
+  sockpass_close_sock(client);
+  return 0;
+}
+
+static void reverse_threads(void **s) { sp_run_threads(reverse_a, reverse_b); }
+static void reverse_process(void **s) { sp_run_process(reverse_a, "reverse_b"); }
+
 static const sp_role_t roles[] = {
+    {"reverse_b", reverse_b},
     {"listener_b", listener_b}, {"conn_b", conn_b},       {"max_b", max_b},
     {"payload_b", payload_b},   {"seq_b", seq_b},         {"trunc_b", trunc_b},
     {"eof_b", eof_b},           {"timeout_b", timeout_b}, {"peer_b", peer_b},
@@ -480,6 +514,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       SP_TEST(listener_threads), SP_TEST(listener_process),
       SP_TEST(conn_threads),     SP_TEST(conn_process),
+      SP_TEST(reverse_threads),  SP_TEST(reverse_process),
       SP_TEST(max_threads),      SP_TEST(max_process),
       SP_TEST(payload_threads),  SP_TEST(payload_process),
       SP_TEST(seq_threads),      SP_TEST(seq_process),

@@ -1,0 +1,180 @@
+/* Windows: the parent and child of seed 000, without the dummy socket. The
+ * child's first Winsock call is a sockpass call; before it, socket() must
+ * fail with WSANOTINITIALISED (proof that nobody initialized Winsock), and
+ * after it every ordinary Winsock call works. */
+#include "harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define HELLO "Hello, world!\n"
+
+/* Start this binary with "MODE ARG", inheriting only `inherit` (if any). */
+static HANDLE spawn_self(const char *mode, const char *arg, HANDLE inherit) {
+  wchar_t exe[MAX_PATH], cmd[2 * MAX_PATH];
+  STARTUPINFOEXW si;
+  PROCESS_INFORMATION pi;
+  SIZE_T size = 0;
+  BOOL ok;
+  if (GetModuleFileNameW(NULL, exe, MAX_PATH) == 0)
+    return NULL;
+  _snwprintf(cmd, sizeof cmd / sizeof cmd[0], L"\"%ls\" %hs %hs", exe, mode, arg);
+  cmd[sizeof cmd / sizeof cmd[0] - 1] = 0;
+  memset(&si, 0, sizeof si);
+  si.StartupInfo.cb = sizeof si;
+  InitializeProcThreadAttributeList(NULL, 1, 0, &size);
+  si.lpAttributeList = malloc(size);
+  if (si.lpAttributeList == NULL)
+    return NULL;
+  ok = InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &size);
+  if (ok && inherit != NULL) {
+    ok = SetHandleInformation(inherit, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) &&
+         UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
+                                   &inherit, sizeof inherit, NULL, NULL);
+  }
+  ok = ok && CreateProcessW(exe, cmd, NULL, NULL, inherit != NULL, EXTENDED_STARTUPINFO_PRESENT,
+                            NULL, NULL, &si.StartupInfo, &pi);
+  if (inherit != NULL)
+    SetHandleInformation(inherit, HANDLE_FLAG_INHERIT, 0);
+  DeleteProcThreadAttributeList(si.lpAttributeList);
+  free(si.lpAttributeList);
+  if (!ok)
+    return NULL;
+  CloseHandle(pi.hThread);
+  return pi.hProcess;
+}
+
+static int wait_exit(HANDLE process) {
+  DWORD code = 1;
+  if (WaitForSingleObject(process, 60000) != WAIT_OBJECT_0) {
+    TerminateProcess(process, 1);
+    WaitForSingleObject(process, INFINITE);
+  } else {
+    GetExitCodeProcess(process, &code);
+  }
+  CloseHandle(process);
+  return (int)code;
+}
+
+/* ---- Children: no WSAStartup anywhere in them. ---- */
+
+static int winsock_not_started(void) {
+  SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+  if (s != INVALID_SOCKET) {
+    closesocket(s);
+    return 0;
+  }
+  return WSAGetLastError() == WSANOTINITIALISED;
+}
+
+static int serve_hello(SOCKET listener) {
+  SOCKET conn = accept(listener, NULL, NULL), later;
+  SP_CHECK(conn != INVALID_SOCKET);
+  SP_CHECK(sp_write_all(conn, HELLO, strlen(HELLO)) == 0);
+  closesocket(conn);
+  closesocket(listener);
+  later = socket(AF_INET, SOCK_STREAM, 0); /* the call seed 000 needed a dummy for */
+  SP_CHECK(later != INVALID_SOCKET);
+  closesocket(later);
+  return 0;
+}
+
+static int child_inherited(const char *arg) {
+  SOCKET raw = (SOCKET)_strtoui64(arg, NULL, 10), l = INVALID_SOCKET;
+  SP_CHECK(winsock_not_started());
+  SP_CHECK_RC(sockpass_adopt(raw, &l), 0);
+  return serve_hello(l);
+}
+
+static int child_named(const char *name) {
+  sockpass_chan_t *c;
+  SOCKET l = INVALID_SOCKET;
+  size_t n = 1, len = 0;
+  SP_CHECK(winsock_not_started());
+  SP_CHECK_RC(sockpass_connect(name, &c), 0);
+  SP_CHECK_RC(sockpass_recv(c, &l, &n, NULL, &len), 0);
+  SP_CHECK(n == 1);
+  sockpass_close(c);
+  return serve_hello(l);
+}
+
+/* ---- Parents ---- */
+
+static void read_hello(unsigned short port) {
+  char buf[sizeof HELLO];
+  SOCKET c = sp_tcp_connect(port);
+  assert_true(c != INVALID_SOCKET);
+  memset(buf, 0, sizeof buf);
+  assert_int_equal(sp_read_n(c, buf, strlen(HELLO)), 0);
+  assert_string_equal(buf, HELLO);
+  closesocket(c);
+}
+
+/* Seed 000: the listener inherited, its value on the command line. */
+static void seed000_inherited(void **s) {
+  unsigned short port = 0;
+  SOCKET l = sp_tcp_listener(&port);
+  char arg[32];
+  HANDLE child;
+  assert_true(l != INVALID_SOCKET);
+  snprintf(arg, sizeof arg, "%llu", (unsigned long long)l);
+  child = spawn_self("--seed000-inherited", arg, (HANDLE)l);
+  assert_non_null(child);
+  read_hello(port);
+  assert_int_equal(wait_exit(child), 0);
+  closesocket(l);
+}
+
+/* Seed 000 again, the listener sent over a named channel. */
+static void seed000_sent(void **s) {
+  unsigned short port = 0;
+  SOCKET l = sp_tcp_listener(&port);
+  sockpass_chan_t *srv, *c;
+  char name[64];
+  HANDLE child;
+  assert_true(l != INVALID_SOCKET);
+  snprintf(name, sizeof name, "sockpass-seed000-%lu", (unsigned long)GetCurrentProcessId());
+  assert_sp(sockpass_listen(name, &srv), 0);
+  child = spawn_self("--seed000-named", name, NULL);
+  assert_non_null(child);
+  assert_sp(sockpass_set_timeout(srv, 30000), 0);
+  assert_sp(sockpass_accept(srv, &c), 0);
+  assert_sp(sockpass_send(c, &l, 1, NULL, 0), 0);
+  closesocket(l);
+  read_hello(port);
+  assert_int_equal(wait_exit(child), 0);
+  sockpass_close(c);
+  sockpass_close(srv);
+}
+
+/* A file and a pipe are not sockets; garbage is not a handle. */
+static void adopt_refuses_non_sockets(void **s) {
+  SOCKET out;
+  HANDLE rd, wr, file;
+  wchar_t path[MAX_PATH], dir[MAX_PATH];
+  assert_true(CreatePipe(&rd, &wr, NULL, 0));
+  assert_sp(sockpass_adopt((SOCKET)rd, &out), SOCKPASS_ENOTSOCK);
+  CloseHandle(rd);
+  CloseHandle(wr);
+  GetTempPathW(MAX_PATH, dir);
+  GetTempFileNameW(dir, L"spt", 0, path);
+  file = CreateFileW(path, GENERIC_READ | GENERIC_WRITE, 0, NULL, CREATE_ALWAYS,
+                     FILE_FLAG_DELETE_ON_CLOSE, NULL);
+  assert_true(file != INVALID_HANDLE_VALUE);
+  assert_sp(sockpass_adopt((SOCKET)file, &out), SOCKPASS_ENOTSOCK);
+  CloseHandle(file);
+  assert_sp(sockpass_adopt((SOCKET)0x7ffc, &out), SOCKPASS_EBADF);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      SP_TEST(seed000_inherited),
+      SP_TEST(seed000_sent),
+      SP_TEST(adopt_refuses_non_sockets),
+  };
+  if (argc == 3 && strcmp(argv[1], "--seed000-inherited") == 0)
+    return child_inherited(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "--seed000-named") == 0)
+    return child_named(argv[2]);
+  return sp_test_main(argc, argv, "win", tests, sizeof tests / sizeof tests[0], NULL, 0);
+}
