@@ -9,9 +9,8 @@
  *   sockpass_soak [MESSAGES [INTERVAL]]
  *
  * POSIX only (fork); not a ctest test: it runs for a while. */
-#include <sockpass.h>
+#include "harness.h" /* sp_count_fds */
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,18 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int count_fds(void) {
-  int n = 0;
-  DIR *d = opendir("/proc/self/fd");
-  struct dirent *e;
-  if (d == NULL)
-    return -1;
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.')
-      n++;
-  closedir(d);
-  return n - 1;
-}
 
 static long rss_kib(void) {
   long pages = -1, size;
@@ -59,7 +46,7 @@ typedef struct {
 } mark_t;
 
 static void mark(mark_t *m, unsigned long done, unsigned long every) {
-  int fds = count_fds();
+  int fds = sp_count_fds();
   long rss = rss_kib();
   if (done == 1)
     m->t0 = now_s();
@@ -74,7 +61,7 @@ static void mark(mark_t *m, unsigned long done, unsigned long every) {
 
 /* 0 when the end equals the first mark. */
 static int verdict(const mark_t *m) {
-  int fds = count_fds();
+  int fds = sp_count_fds();
   long rss = rss_kib();
   int ok = fds == m->fds0 && rss <= m->rss0;
   printf("%-8s fds %d -> %d, rss %ld -> %ld KiB: %s\n", m->who, m->fds0, fds, m->rss0, rss,
