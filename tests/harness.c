@@ -99,9 +99,8 @@ struct sp_child {
 static char *sp_self_path;
 
 #ifdef _WIN32
-sp_child_t *sp_child_start(const char *role, sockpass_chan_t *end) {
+sp_child_t *sp_spawn_self(const char *args, HANDLE inherit) {
   wchar_t exe[MAX_PATH], cmd[2 * MAX_PATH];
-  HANDLE h = sockpass_handle(end);
   STARTUPINFOEXW si;
   PROCESS_INFORMATION pi;
   SIZE_T attr_size = 0;
@@ -110,10 +109,9 @@ sp_child_t *sp_child_start(const char *role, sockpass_chan_t *end) {
 
   if (GetModuleFileNameW(NULL, exe, MAX_PATH) == 0)
     return NULL;
-  _snwprintf(cmd, sizeof cmd / sizeof cmd[0], L"\"%ls\" --child %hs %llu", exe, role,
-             (unsigned long long)(uintptr_t)h);
+  _snwprintf(cmd, sizeof cmd / sizeof cmd[0], L"\"%ls\" %hs", exe, args);
   cmd[sizeof cmd / sizeof cmd[0] - 1] = 0;
-  if (!SetHandleInformation(h, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT))
+  if (inherit != NULL && !SetHandleInformation(inherit, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT))
     return NULL;
   memset(&si, 0, sizeof si);
   si.StartupInfo.cb = sizeof si;
@@ -122,11 +120,13 @@ sp_child_t *sp_child_start(const char *role, sockpass_chan_t *end) {
   c = calloc(1, sizeof *c);
   ok = si.lpAttributeList != NULL && c != NULL &&
        InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &attr_size) &&
-       UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, &h,
-                                 sizeof h, NULL, NULL) &&
-       CreateProcessW(exe, cmd, NULL, NULL, TRUE, EXTENDED_STARTUPINFO_PRESENT, NULL, NULL,
-                      &si.StartupInfo, &pi);
-  SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0);
+       (inherit == NULL ||
+        UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
+                                  &inherit, sizeof inherit, NULL, NULL)) &&
+       CreateProcessW(exe, cmd, NULL, NULL, inherit != NULL, EXTENDED_STARTUPINFO_PRESENT, NULL,
+                      NULL, &si.StartupInfo, &pi);
+  if (inherit != NULL)
+    SetHandleInformation(inherit, HANDLE_FLAG_INHERIT, 0);
   if (si.lpAttributeList != NULL) {
     DeleteProcThreadAttributeList(si.lpAttributeList);
     free(si.lpAttributeList);
@@ -138,6 +138,13 @@ sp_child_t *sp_child_start(const char *role, sockpass_chan_t *end) {
   CloseHandle(pi.hThread);
   c->process = pi.hProcess;
   return c;
+}
+
+sp_child_t *sp_child_start(const char *role, sockpass_chan_t *end) {
+  HANDLE h = sockpass_handle(end);
+  char args[256];
+  snprintf(args, sizeof args, "--child %s %llu", role, (unsigned long long)(uintptr_t)h);
+  return sp_spawn_self(args, h);
 }
 
 int sp_child_wait(sp_child_t *c) {
@@ -585,6 +592,40 @@ int sp_read_n(sockpass_sock_t s, void *buf, size_t n) {
   }
   return 0;
 }
+
+#ifndef _WIN32
+ssize_t sp_raw_recv(int sock, void *buf, size_t len, int *fds, size_t room, size_t *nfds) {
+  union {
+    struct cmsghdr align;
+    char b[CMSG_SPACE(SOCKPASS_MAX_SOCKS * sizeof(int))];
+  } cb;
+  struct msghdr m;
+  struct iovec iov;
+  struct cmsghdr *cm;
+  ssize_t n;
+  memset(&m, 0, sizeof m);
+  iov.iov_base = buf;
+  iov.iov_len = len;
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = cb.b;
+  m.msg_controllen = sizeof cb.b;
+  *nfds = 0;
+  n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+  if (n < 0)
+    return n;
+  for (cm = CMSG_FIRSTHDR(&m); cm != NULL; cm = CMSG_NXTHDR(&m, cm)) {
+    size_t k, count;
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+      continue;
+    count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (k = 0; k < count; k++, (*nfds)++)
+      if (*nfds < room)
+        memcpy(&fds[*nfds], CMSG_DATA(cm) + k * sizeof(int), sizeof(int));
+  }
+  return n;
+}
+#endif
 
 void sp_sleep_ms(int ms) {
 #ifdef _WIN32

@@ -76,6 +76,11 @@ void sp_run_process(sp_role_fn a, const char *b_role);
 typedef struct sp_child sp_child_t;
 sp_child_t *sp_child_start(const char *role, sockpass_chan_t *end);
 int sp_child_wait(sp_child_t *child); /* exit code; -1 on timeout (child killed) */
+#ifdef _WIN32
+/* Start this binary with the arguments args, inheriting only inherit (or no
+ * handle at all when it is NULL); wait for it with sp_child_wait. */
+sp_child_t *sp_spawn_self(const char *args, HANDLE inherit);
+#endif
 
 /* Threads. */
 typedef struct sp_thread sp_thread_t;
@@ -99,6 +104,12 @@ unsigned short sp_sock_port(sockpass_sock_t s);
 int sp_write_all(sockpass_sock_t s, const void *buf, size_t n);
 int sp_read_n(sockpass_sock_t s, void *buf, size_t n); /* 0 when n bytes came */
 void sp_sleep_ms(int ms);
+#ifndef _WIN32
+/* A plain recvmsg, read the way a peer that is not sockpass reads: returns
+ * the byte count (-1 on error); the descriptors of every SCM_RIGHTS go to
+ * fds (room for room of them), and *nfds counts them all. */
+ssize_t sp_raw_recv(int sock, void *buf, size_t len, int *fds, size_t room, size_t *nfds);
+#endif
 long sp_getpid(void);
 
 #endif

@@ -9,53 +9,6 @@
 
 #define HELLO "Hello, world!\n"
 
-/* Start this binary with "MODE ARG", inheriting only `inherit` (if any). */
-static HANDLE spawn_self(const char *mode, const char *arg, HANDLE inherit) {
-  wchar_t exe[MAX_PATH], cmd[2 * MAX_PATH];
-  STARTUPINFOEXW si;
-  PROCESS_INFORMATION pi;
-  SIZE_T size = 0;
-  BOOL ok;
-  if (GetModuleFileNameW(NULL, exe, MAX_PATH) == 0)
-    return NULL;
-  _snwprintf(cmd, sizeof cmd / sizeof cmd[0], L"\"%ls\" %hs %hs", exe, mode, arg);
-  cmd[sizeof cmd / sizeof cmd[0] - 1] = 0;
-  memset(&si, 0, sizeof si);
-  si.StartupInfo.cb = sizeof si;
-  InitializeProcThreadAttributeList(NULL, 1, 0, &size);
-  si.lpAttributeList = malloc(size);
-  if (si.lpAttributeList == NULL)
-    return NULL;
-  ok = InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &size);
-  if (ok && inherit != NULL) {
-    ok = SetHandleInformation(inherit, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) &&
-         UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST,
-                                   &inherit, sizeof inherit, NULL, NULL);
-  }
-  ok = ok && CreateProcessW(exe, cmd, NULL, NULL, inherit != NULL, EXTENDED_STARTUPINFO_PRESENT,
-                            NULL, NULL, &si.StartupInfo, &pi);
-  if (inherit != NULL)
-    SetHandleInformation(inherit, HANDLE_FLAG_INHERIT, 0);
-  DeleteProcThreadAttributeList(si.lpAttributeList);
-  free(si.lpAttributeList);
-  if (!ok)
-    return NULL;
-  CloseHandle(pi.hThread);
-  return pi.hProcess;
-}
-
-static int wait_exit(HANDLE process) {
-  DWORD code = 1;
-  if (WaitForSingleObject(process, 60000) != WAIT_OBJECT_0) {
-    TerminateProcess(process, 1);
-    WaitForSingleObject(process, INFINITE);
-  } else {
-    GetExitCodeProcess(process, &code);
-  }
-  CloseHandle(process);
-  return (int)code;
-}
-
 /* ---- Children: no WSAStartup anywhere in them. ---- */
 
 static int winsock_not_started(void) {
@@ -114,14 +67,14 @@ static void read_hello(unsigned short port) {
 static void seed000_inherited(void **s) {
   unsigned short port = 0;
   SOCKET l = sp_tcp_listener(&port);
-  char arg[32];
-  HANDLE child;
+  char args[64];
+  sp_child_t *child;
   assert_true(l != INVALID_SOCKET);
-  snprintf(arg, sizeof arg, "%llu", (unsigned long long)l);
-  child = spawn_self("--seed000-inherited", arg, (HANDLE)l);
+  snprintf(args, sizeof args, "--seed000-inherited %llu", (unsigned long long)l);
+  child = sp_spawn_self(args, (HANDLE)l);
   assert_non_null(child);
   read_hello(port);
-  assert_int_equal(wait_exit(child), 0);
+  assert_int_equal(sp_child_wait(child), 0);
   closesocket(l);
 }
 
@@ -130,19 +83,20 @@ static void seed000_sent(void **s) {
   unsigned short port = 0;
   SOCKET l = sp_tcp_listener(&port);
   sockpass_chan_t *srv, *c;
-  char name[64];
-  HANDLE child;
+  char name[64], args[96];
+  sp_child_t *child;
   assert_true(l != INVALID_SOCKET);
   snprintf(name, sizeof name, "sockpass-seed000-%lu", (unsigned long)GetCurrentProcessId());
+  snprintf(args, sizeof args, "--seed000-named %s", name);
   assert_sp(sockpass_listen(name, &srv), 0);
-  child = spawn_self("--seed000-named", name, NULL);
+  child = sp_spawn_self(args, NULL);
   assert_non_null(child);
   assert_sp(sockpass_set_timeout(srv, 30000), 0);
   assert_sp(sockpass_accept(srv, &c), 0);
   assert_sp(sockpass_send(c, &l, 1, NULL, 0), 0);
   closesocket(l);
   read_hello(port);
-  assert_int_equal(wait_exit(child), 0);
+  assert_int_equal(sp_child_wait(child), 0);
   sockpass_close(c);
   sockpass_close(srv);
 }

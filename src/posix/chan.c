@@ -70,19 +70,32 @@ static int sp_cloexec(int fd) {
   return 0;
 }
 
-/* Per-channel socket options: SIGPIPE off where MSG_NOSIGNAL is missing. */
-static int sp_sockopts(int fd) {
-#if !defined(SOCKPASS_HAVE_MSG_NOSIGNAL) && defined(SOCKPASS_HAVE_SO_NOSIGPIPE)
-  int one = 1;
-  if (setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one) < 0)
-    return sp_errno();
-#endif
-#ifndef SOCKPASS_HAVE_SOCK_CLOEXEC
-  return sp_cloexec(fd);
+/* Whether the kernel made a new descriptor close-on-exec atomically. */
+#ifdef SOCKPASS_HAVE_SOCK_CLOEXEC
+#define SP_MADE_CLOEXEC 1
 #else
-  (void)fd;
-  return 0;
+#define SP_MADE_CLOEXEC 0
 #endif
+#ifdef SOCKPASS_HAVE_ACCEPT4
+#define SP_ACCEPTED_CLOEXEC 1
+#else
+#define SP_ACCEPTED_CLOEXEC 0
+#endif
+
+/* Per-channel socket setup: close-on-exec where the kernel did not already
+ * set it, and SIGPIPE off where MSG_NOSIGNAL is missing. */
+static int sp_sockopts(int fd, int is_cloexec) {
+  int rc;
+  if (!is_cloexec && (rc = sp_cloexec(fd)) < 0)
+    return rc;
+#if !defined(SOCKPASS_HAVE_MSG_NOSIGNAL) && defined(SOCKPASS_HAVE_SO_NOSIGPIPE)
+  {
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one) < 0)
+      return sp_errno();
+  }
+#endif
+  return 0;
 }
 
 static int sp_chan_new(int fd, int type, sockpass_chan_t **out) {
@@ -216,17 +229,21 @@ static int sp_wait(sockpass_chan_t *c, short events, sp_deadline_t *d, int honou
   struct pollfd pfd[2];
   int timeout = honour_limits ? __atomic_load_n(&c->timeout_ms, __ATOMIC_RELAXED)
                               : SOCKPASS_WAIT_FOREVER;
-  int wait_ms, r, rc, wake;
+  int wait_ms, r, rc, wake = -1;
 
   if (timeout == 0)
     return SOCKPASS_EAGAIN;
-  if ((wake = sp_wake_fd(c)) < 0) {
-    if ((rc = sp_make_wake(c)) < 0)
-      return rc;
-    wake = sp_wake_fd(c);
+  if (honour_limits) {
+    /* Made before the cancel flag is read: a cancel that sets the flag after
+     * this read signals a descriptor the poll below already watches. */
+    if ((wake = sp_wake_fd(c)) < 0) {
+      if ((rc = sp_make_wake(c)) < 0)
+        return rc;
+      wake = sp_wake_fd(c);
+    }
+    if (__atomic_load_n(&c->cancelled, __ATOMIC_SEQ_CST))
+      return SOCKPASS_ECANCELED;
   }
-  if (honour_limits && __atomic_load_n(&c->cancelled, __ATOMIC_SEQ_CST))
-    return SOCKPASS_ECANCELED;
   wait_ms = timeout < 0 ? -1 : sp_remaining_ms(d, timeout);
   if (timeout > 0 && wait_ms == 0)
     return SOCKPASS_ETIMEDOUT;
@@ -253,7 +270,8 @@ int sp__pair(sockpass_chan_t **a, sockpass_chan_t **b) {
   int sv[2], rc;
   if (socketpair(AF_UNIX, SP_CHAN_TYPE | SP_SOCK_CLOEXEC, 0, sv) < 0)
     return sp_errno();
-  if ((rc = sp_sockopts(sv[0])) < 0 || (rc = sp_sockopts(sv[1])) < 0)
+  if ((rc = sp_sockopts(sv[0], SP_MADE_CLOEXEC)) < 0 ||
+      (rc = sp_sockopts(sv[1], SP_MADE_CLOEXEC)) < 0)
     goto fail;
   if ((rc = sp_chan_new(sv[0], SP_CHAN_TYPE, a)) < 0)
     goto fail;
@@ -297,7 +315,7 @@ static int sp_socket(int type, int *out) {
   int fd = socket(AF_UNIX, type | SP_SOCK_CLOEXEC, 0), rc;
   if (fd < 0)
     return sp_errno();
-  if ((rc = sp_sockopts(fd)) < 0) {
+  if ((rc = sp_sockopts(fd, SP_MADE_CLOEXEC)) < 0) {
     close(fd);
     return rc;
   }
@@ -336,12 +354,10 @@ int sp__listen(const char *name, sockpass_chan_t **out) {
   if (is_path)
     (void)fchmod(fd, S_IRUSR | S_IWUSR);
   if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
-    rc = errno == EADDRINUSE ? SOCKPASS_EADDRINUSE : sp_errno();
+    rc = sp_errno();
     if (rc == SOCKPASS_EADDRINUSE && is_path && sp_path_is_stale(&sa, len) &&
         unlink(sa.sun_path) == 0 && bind(fd, (struct sockaddr *)&sa, len) == 0)
       rc = 0;
-    else if (rc == 0)
-      rc = sp_errno();
     if (rc < 0)
       goto fail;
   }
@@ -397,13 +413,8 @@ int sp__accept(sockpass_chan_t *l, sockpass_chan_t **out) {
     if ((rc = sp_wait(l, POLLIN, &d, 1)) < 0)
       return rc;
   }
-#ifndef SOCKPASS_HAVE_ACCEPT4
-  if ((rc = sp_cloexec(fd)) < 0) {
-    close(fd);
-    return rc;
-  }
-#endif
-  if ((rc = sp_sockopts(fd)) < 0 || (rc = sp_chan_new(fd, l->type, out)) < 0) {
+  if ((rc = sp_sockopts(fd, SP_ACCEPTED_CLOEXEC)) < 0 ||
+      (rc = sp_chan_new(fd, l->type, out)) < 0) {
     close(fd);
     return rc;
   }
@@ -449,7 +460,7 @@ int sp__open(sockpass_handle_t fd, sockpass_chan_t **out) {
     rc = SOCKPASS_ENOTSUP;
   else if (type != SOCK_SEQPACKET && type != SOCK_DGRAM && type != SOCK_STREAM)
     rc = SOCKPASS_ENOTSUP;
-  else if ((rc = sp_cloexec(fd)) == 0 && (rc = sp_sockopts(fd)) == 0)
+  else if ((rc = sp_sockopts(fd, 0)) == 0) /* a descriptor from elsewhere */
     rc = sp_chan_new(fd, type, out);
   if (rc < 0)
     close(fd);
