@@ -231,6 +231,100 @@ typedef struct {
  * the process that made the pair, even after an end went to a child. */
 SOCKPASS_EXTERN int sockpass_peer(sockpass_chan_t *chan, sockpass_peer_t *peer);
 
+/* ---- Starting a program with sockets (docs/inherit.md) ----
+ * A child started by sockpass_spawn inherits the sockets listed, in order,
+ * and nothing else of this process: no other descriptor or handle, whatever
+ * its close-on-exec or inheritable flag, and nothing another thread is
+ * spawning at the same moment. It finds them with sockpass_inherited().
+ * POSIX speaks systemd's socket-activation protocol: the sockets become
+ * descriptors 3, 4, ... and LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES say so.
+ * Windows uses the same idea with handle values in SOCKPASS_* variables.
+ */
+typedef struct sockpass_proc sockpass_proc_t;
+
+typedef struct {
+  /* The sockets the child inherits, in this order (borrowed; the caller keeps
+   * its copies). nsocks <= SOCKPASS_MAX_SOCKS. */
+  const sockpass_sock_t *socks;
+  size_t nsocks;
+  /* NULL, or nsocks names the child reads with sockpass_inherited_name():
+   * 1 to 255 printable ASCII characters each, no ':' (systemd's rule). */
+  const char *const *names;
+  /* NULL, or a channel end the child gets with sockpass_inherited_chan().
+   * On success the end belongs to the child and is closed here without
+   * telling its peer; on error it stays the caller's. */
+  sockpass_chan_t *chan;
+  /* SOCKPASS_INVALID_SOCK, or a socket that becomes the child's stdin and
+   * stdout (inetd mode; stderr stays this process's). On Windows the child
+   * gets a non-overlapped copy, so ReadFile / WriteFile work on it. */
+  sockpass_sock_t stdio;
+  /* 0. Reserved for flags. */
+  unsigned int flags;
+} sockpass_spawn_opts_t;
+
+/* Fill opts with the defaults: no sockets, no channel, no stdio socket. */
+SOCKPASS_EXTERN void sockpass_spawn_opts_init(sockpass_spawn_opts_t *opts);
+
+/* Start program file with arguments argv (argv[0] included, NULL-terminated).
+ * A file without a directory part is searched for in PATH (on Windows with
+ * ".exe" added when it has no extension). The child has this process's
+ * environment and standard handles, except as opts says; on POSIX its signal
+ * mask is empty and every signal has its default action.
+ * SOCKPASS_ENOENT when the program does not exist, SOCKPASS_EACCES when it
+ * may not be run, SOCKPASS_EBADF / SOCKPASS_ENOTSOCK for a bad socket in
+ * opts, SOCKPASS_EINVAL for a bad name or flag. On success *proc is handed
+ * over: wait for it, stop it, free it. */
+SOCKPASS_EXTERN int sockpass_spawn(const char *file, const char *const *argv,
+                                   const sockpass_spawn_opts_t *opts, sockpass_proc_t **proc);
+
+/* The child's process id. */
+SOCKPASS_EXTERN long sockpass_proc_pid(const sockpass_proc_t *proc);
+
+/* Wait up to timeout_ms (SOCKPASS_WAIT_FOREVER, SOCKPASS_NONBLOCK or ms) for
+ * the child to end: 0 and *exit_code set (the exit status; on POSIX 128 + the
+ * signal number when a signal ended it), or SOCKPASS_ETIMEDOUT /
+ * SOCKPASS_EAGAIN while it runs. After it ended, later calls give the same
+ * code again. exit_code may be NULL. */
+SOCKPASS_EXTERN int sockpass_proc_wait(sockpass_proc_t *proc, int timeout_ms, int *exit_code);
+
+/* Ask the child to stop: SIGTERM on POSIX, TerminateProcess (exit code 1) on
+ * Windows, which has no polite stop for an arbitrary program. 0 also when it
+ * has already ended. Wait for it afterwards. */
+SOCKPASS_EXTERN int sockpass_proc_kill(sockpass_proc_t *proc);
+
+/* Release proc. It neither waits nor stops the child; on POSIX a child that
+ * was not waited for stays a zombie until this process reaps it. NULL is
+ * ignored. */
+SOCKPASS_EXTERN void sockpass_proc_free(sockpass_proc_t *proc);
+
+/* ---- In a started program: what the starter gave ----
+ * The first call of any of these three reads the environment once for the
+ * whole process, removes the variables (so the program's own children do not
+ * see them), and adopts each socket as sockpass_adopt does (close-on-exec /
+ * not inheritable; Winsock initialized). Later calls report the same result.
+ * It works under systemd socket activation, systemd-socket-activate,
+ * sockpass-run and sockpass_spawn. Like getenv, the first call must not race
+ * with another thread changing the environment.
+ */
+
+/* The inherited sockets. *nsocks is the room in socks on input and the count
+ * on output; no sockets at all is a count of 0, not an error. With too little
+ * room: SOCKPASS_ETRUNC, *nsocks the count needed, nothing lost (call again).
+ * The sockets are handed over the first time they are returned; later calls
+ * return the same values. SOCKPASS_ENOTSOCK (or SOCKPASS_EBADF) when an
+ * inherited descriptor is not a socket; SOCKPASS_EPROTO when the variables
+ * are malformed. */
+SOCKPASS_EXTERN int sockpass_inherited(sockpass_sock_t *socks, size_t *nsocks);
+
+/* The name of inherited socket index (LISTEN_FDNAMES), "unknown" when the
+ * starter gave none (systemd's convention), or NULL when index is out of
+ * range. The string is static. */
+SOCKPASS_EXTERN const char *sockpass_inherited_name(size_t index);
+
+/* The channel end the starter gave (sockpass_spawn_opts_t.chan), handed over
+ * once; SOCKPASS_ENOENT when there is none or it was already taken. */
+SOCKPASS_EXTERN int sockpass_inherited_chan(sockpass_chan_t **chan);
+
 #ifdef __cplusplus
 }
 #endif

@@ -60,4 +60,39 @@ int sp__translate(int oscode);
  * Keeps errno and GetLastError() as they were. */
 void sp__sys_strerror(int oscode, char *buf, size_t size);
 
+/* Close a channel whose end now belongs to a child: without telling the
+ * peer (no BYE on Windows), so the child can go on using it. */
+void sp__close_quiet(sockpass_chan_t *chan);
+
+/* ---- Spawning (docs/inherit.md) ----
+ * The portable layer (src/spawn.c) has checked: file and argv[0] non-NULL,
+ * opts non-NULL, nsocks <= SOCKPASS_MAX_SOCKS, no invalid socket in socks,
+ * flags 0; names is NULL or the names joined with ':' (each checked). */
+int sp__spawn(const char *file, const char *const *argv, const sockpass_spawn_opts_t *opts,
+              const char *names, sockpass_proc_t **proc);
+long sp__proc_pid(const sockpass_proc_t *proc);
+int sp__proc_wait(sockpass_proc_t *proc, int timeout_ms, int *exit_code);
+int sp__proc_kill(sockpass_proc_t *proc);
+void sp__proc_free(sockpass_proc_t *proc);
+
+/* What a starter left in the environment, read once per process. */
+typedef struct {
+  int err;                /* 0, or why the sockets cannot be handed over */
+  size_t nsocks;          /* sockets in socks */
+  sockpass_sock_t *socks; /* malloc'd, adopted; NULL when nsocks is 0 */
+  char *names;            /* malloc'd names joined with ':', or NULL */
+  sockpass_handle_t chan; /* the channel end, or SOCKPASS_INVALID_HANDLE */
+} sp_inherit_t;
+
+/* Read the variables, remove them from the environment, adopt each socket.
+ * st arrives zeroed with chan invalid. */
+void sp__inherited_read(sp_inherit_t *st);
+
+/* Atomically take st->chan, leaving SOCKPASS_INVALID_HANDLE behind. */
+sockpass_handle_t sp__inherit_take_chan(sp_inherit_t *st);
+
+/* Run fn exactly once per process, whichever thread comes first; the others
+ * wait until it has returned. */
+void sp__once(void (*fn)(void));
+
 #endif /* SOCKPASS_PLATFORM_H */

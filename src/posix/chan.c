@@ -682,3 +682,10 @@ int sp__peer(sockpass_chan_t *c, sockpass_peer_t *peer) {
   return SOCKPASS_ENOTSUP;
 #endif
 }
+
+void sp__close_quiet(sockpass_chan_t *c) {
+  /* The end lives on in a child: a listener's socket file stays too. */
+  free(c->path);
+  c->path = NULL;
+  sp__close(c);
+}
