@@ -447,8 +447,9 @@ static int sp_chan_new(HANDLE h, int kind, int origin, sockpass_chan_t **out) {
  * in the buffer and, with announce, in the pipe: first tell the peer (BYE)
  * and read until it confirms (BYE_ACK) that nothing more comes, the pipe
  * breaks, or it stays quiet for SP_BYE_QUIET_MS; see docs/protocol.md.
- * Without announce (a pair end closed while its other end is open here) the
- * pipe is left alone: a child may hold this end and read on. */
+ * Without announce (a pair end closed while its other end is open here, an
+ * end handed to a child) the pipe is left alone: a child may hold this end
+ * and read on. */
 #define SP_BYE_QUIET_MS 20
 #define SP_BYE_MAX_MS 500
 
@@ -493,14 +494,16 @@ static void sp_close_drain(sockpass_chan_t *c, int announce) {
   }
 }
 
-void sp__close(sockpass_chan_t *c) {
+/* quiet: the end now belongs to a child, which reads and writes on; the
+ * peer must not hear a BYE from this process. */
+static void sp_close(sockpass_chan_t *c, int quiet) {
   DWORD n;
   sp_deadline_t now;
-  int announce = 1;
+  int announce = !quiet;
   if (c->origin == SP_ORIGIN_PAIR) {
     AcquireSRWLockExclusive(&sp_sibling_lock);
     /* While the other end is open in this process, the peer is us. */
-    announce = c->sibling == NULL;
+    announce = announce && c->sibling == NULL;
     if (c->sibling != NULL)
       c->sibling->sibling = NULL;
     c->sibling = NULL;
@@ -532,6 +535,10 @@ void sp__close(sockpass_chan_t *c) {
   free(c->name);
   free(c);
 }
+
+void sp__close(sockpass_chan_t *c) { sp_close(c, 0); }
+
+void sp__close_quiet(sockpass_chan_t *c) { sp_close(c, 1); }
 
 void sp__close_handle(sockpass_handle_t handle) { CloseHandle(handle); }
 
