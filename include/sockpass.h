@@ -231,6 +231,24 @@ typedef struct {
  * the process that made the pair, even after an end went to a child. */
 SOCKPASS_EXTERN int sockpass_peer(sockpass_chan_t *chan, sockpass_peer_t *peer);
 
+/* ---- Peer check ----
+ * Who may be at the other end of a channel, checked with what the OS
+ * reports (SO_PEERCRED / getpeereid; on Windows the pipe's client or server
+ * process id and its token's user), never with what the peer says.
+ */
+#define SOCKPASS_PEER_ANY 0       /* no check */
+#define SOCKPASS_PEER_SAME_USER 1 /* the peer runs as this process's user */
+#define SOCKPASS_PEER_PID 2       /* the peer is process pid */
+
+/* On a listener: every later sockpass_accept closes a connection whose peer
+ * fails the check, before anything is sent or received on it, and goes on
+ * waiting (within the listener's timeout). Listeners start with
+ * SOCKPASS_PEER_SAME_USER. On a connected channel: checks the peer now and
+ * returns SOCKPASS_EPERM when it fails (the channel stays open; close it).
+ * SOCKPASS_EINVAL for an unknown mode or a pid <= 0 with SOCKPASS_PEER_PID;
+ * SOCKPASS_ENOTSUP where the OS cannot tell the peer. */
+SOCKPASS_EXTERN int sockpass_set_peer_check(sockpass_chan_t *chan, int mode, long pid);
+
 /* ---- Starting a program with sockets (docs/inherit.md) ----
  * A child started by sockpass_spawn inherits the sockets listed, in order,
  * and nothing else of this process: no other descriptor or handle, whatever

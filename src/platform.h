@@ -52,6 +52,12 @@ int sp__adopt(sockpass_sock_t raw, sockpass_sock_t *sock);
 int sp__close_sock(sockpass_sock_t sock);
 int sp__peer(sockpass_chan_t *chan, sockpass_peer_t *peer);
 
+/* Peer check (mode and pid already checked). A listener stores it for
+ * sp__accept, which drops peers that fail it; a connected channel checks its
+ * peer now: 0, SOCKPASS_EPERM, or an error. Listeners start with
+ * SOCKPASS_PEER_SAME_USER. */
+int sp__set_peer_check(sockpass_chan_t *chan, int mode, long pid);
+
 /* The OS's error code (errno, GetLastError, WSAGetLastError) as a SOCKPASS_E*
  * code, or SOCKPASS_SYSERR(code) when it has none. */
 int sp__translate(int oscode);

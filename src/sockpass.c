@@ -155,3 +155,11 @@ int sockpass_peer(sockpass_chan_t *chan, sockpass_peer_t *peer) {
     return SOCKPASS_EINVAL;
   return sp__peer(chan, peer);
 }
+
+int sockpass_set_peer_check(sockpass_chan_t *chan, int mode, long pid) {
+  if (chan == NULL || (mode != SOCKPASS_PEER_ANY && mode != SOCKPASS_PEER_SAME_USER &&
+                       mode != SOCKPASS_PEER_PID) ||
+      (mode == SOCKPASS_PEER_PID && pid <= 0))
+    return SOCKPASS_EINVAL;
+  return sp__set_peer_check(chan, mode, pid);
+}

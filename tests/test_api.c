@@ -212,11 +212,57 @@ static void name_too_long(void **s) {
   assert_sp(sockpass_connect(name, &c), SOCKPASS_ENAMETOOLONG);
 }
 
+/* The peer check on connected channels and on a listener, portable part:
+ * this process is the peer, so same-user and its own pid pass. */
+static void peer_check(void **s) {
+  sockpass_chan_t *a, *b, *l, *c, *d;
+  char name[64];
+  (void)s;
+  assert_sp(sockpass_pair(&a, &b), 0);
+  assert_sp(sockpass_set_peer_check(NULL, SOCKPASS_PEER_ANY, 0), SOCKPASS_EINVAL);
+  assert_sp(sockpass_set_peer_check(a, 7, 0), SOCKPASS_EINVAL);
+  assert_sp(sockpass_set_peer_check(a, SOCKPASS_PEER_PID, 0), SOCKPASS_EINVAL);
+  assert_sp(sockpass_set_peer_check(a, SOCKPASS_PEER_ANY, 0), 0);
+  assert_sp(sockpass_set_peer_check(a, SOCKPASS_PEER_SAME_USER, 0), 0);
+  assert_sp(sockpass_set_peer_check(b, SOCKPASS_PEER_PID, sp_getpid()), 0);
+  /* A pid that is not the peer: refused, and the channel still works. */
+  assert_sp(sockpass_set_peer_check(a, SOCKPASS_PEER_PID, sp_getpid() + 1), SOCKPASS_EPERM);
+  assert_sp(sockpass_send(a, NULL, 0, "x", 1), 0);
+  sockpass_close(a);
+  sockpass_close(b);
+
+#ifdef _WIN32
+  snprintf(name, sizeof name, "sockpass-check-%ld", sp_getpid());
+#else
+  snprintf(name, sizeof name, "/tmp/sockpass-check-%ld.sock", sp_getpid());
+#endif
+  assert_sp(sockpass_listen(name, &l), 0);
+  /* Only some other process may connect: this one is dropped at accept. */
+  assert_sp(sockpass_set_peer_check(l, SOCKPASS_PEER_PID, sp_getpid() + 1), 0);
+  assert_sp(sockpass_set_timeout(l, 300), 0);
+  assert_sp(sockpass_connect(name, &c), 0);
+  assert_sp(sockpass_accept(l, &d), SOCKPASS_ETIMEDOUT);
+  {
+    char buf[4];
+    size_t n = 0, len = sizeof buf;
+    assert_sp(sockpass_set_timeout(c, 5000), 0);
+    assert_sp(sockpass_recv(c, NULL, &n, buf, &len), SOCKPASS_EOF);
+  }
+  sockpass_close(c);
+  /* This process's own pid passes. */
+  assert_sp(sockpass_set_peer_check(l, SOCKPASS_PEER_PID, sp_getpid()), 0);
+  assert_sp(sockpass_connect(name, &c), 0);
+  assert_sp(sockpass_accept(l, &d), 0);
+  sockpass_close(c);
+  sockpass_close(d);
+  sockpass_close(l);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       SP_TEST(version),    SP_TEST(error_table),  SP_TEST(channel_args),
       SP_TEST(open_takes_ownership), SP_TEST(send_args), SP_TEST(recv_args),
-      SP_TEST(sock_args),  SP_TEST(adopt_socket), SP_TEST(name_too_long),
+      SP_TEST(sock_args),  SP_TEST(adopt_socket), SP_TEST(name_too_long), SP_TEST(peer_check),
   };
   return sp_test_main(argc, argv, "api", tests, sizeof tests / sizeof tests[0], NULL, 0);
 }

@@ -529,9 +529,31 @@ static int connect_as_other(sockpass_chan_t *unused) {
   SP_CHECK(syscall(SYS_setresuid, OTHER_ID, OTHER_ID, OTHER_ID) == 0);
   SP_CHECK(syscall(SYS_geteuid) == OTHER_ID);
   rc = sockpass_connect(other_name, &c);
+  if (other_name[0] == '@') {
+    /* Linux abstract names have no permissions: the connection is made, and
+     * the listener's default peer check closes it before anything is sent. */
+    char buf[4];
+    size_t n = 0, len = sizeof buf;
+    SP_CHECK_RC(rc, 0);
+    SP_CHECK_RC(sockpass_set_timeout(c, 10000), 0);
+    rc = sockpass_recv(c, NULL, &n, buf, &len);
+    sockpass_close(c);
+    SP_CHECK_RC(rc, SOCKPASS_EOF);
+    return 0;
+  }
   if (rc == 0)
     sockpass_close(c);
   SP_CHECK_RC(rc, SOCKPASS_EACCES);
+  return 0;
+}
+
+/* Accepts on listener for the other user's thread: its connection must be
+ * dropped, so accept only ends by the timeout. */
+static int accept_nothing(sockpass_chan_t *listener) {
+  sockpass_chan_t *c = NULL;
+  SP_CHECK_RC(sockpass_set_timeout(listener, 3000), 0);
+  SP_CHECK_RC(sockpass_accept(listener, &c), SOCKPASS_ETIMEDOUT);
+  SP_CHECK_RC(sockpass_set_timeout(listener, SOCKPASS_WAIT_FOREVER), 0);
   return 0;
 }
 
@@ -561,6 +583,30 @@ static void other_user_refused(void **s) {
   sockpass_close(b);
   sockpass_close(l);
 }
+
+#ifdef __linux__
+/* The same for a Linux abstract name, which any local user can reach. */
+static void other_user_refused_abstract(void **s) {
+  char name[108];
+  sockpass_chan_t *l, *a, *b;
+  sp_thread_t *t;
+  if (geteuid() != 0) {
+    print_message("other_user_refused_abstract: needs root to act as another user; skipped\n");
+    skip();
+  }
+  snprintf(name, sizeof name, "@sockpass-owner-%ld", (long)getpid());
+  assert_sp(sockpass_listen(name, &l), 0);
+  other_name = name;
+  t = sp_thread_start(accept_nothing, l);
+  assert_int_equal(sp_thread_join(sp_thread_start(connect_as_other, NULL)), 0);
+  assert_int_equal(sp_thread_join(t), 0);
+  assert_sp(sockpass_connect(name, &a), 0);
+  assert_sp(sockpass_accept(l, &b), 0);
+  sockpass_close(a);
+  sockpass_close(b);
+  sockpass_close(l);
+}
+#endif
 #endif
 
 static const sp_role_t roles[] = {
@@ -582,6 +628,9 @@ int main(int argc, char **argv) {
       SP_TEST(hostile_control_messages),
       SP_TEST(stream_peer_dies_mid_message),
       SP_TEST(other_user_refused),
+#endif
+#ifdef __linux__
+      SP_TEST(other_user_refused_abstract),
 #endif
   };
   return sp_test_main(argc, argv, "faults", tests, sizeof tests / sizeof tests[0], roles,

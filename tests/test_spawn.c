@@ -329,7 +329,7 @@ static int sp_finish(sockpass_proc_t *p) {
     sockpass_proc_kill(p);
     sockpass_proc_wait(p, SOCKPASS_WAIT_FOREVER, &code);
     sockpass_proc_free(p);
-    fail_msg("the started program did not end in time");
+    fail_msg("%s", "the started program did not end in time");
   }
   sockpass_proc_free(p);
   return code;

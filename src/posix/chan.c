@@ -50,6 +50,8 @@ struct sockpass_chan {
   int wake_rd, wake_wr;
   pthread_mutex_t lock; /* guards making the wake descriptors */
   pthread_mutex_t send_lock; /* streams: one message at a time */
+  int check_mode; /* listener: SOCKPASS_PEER_*, applied by sp__accept */
+  long check_pid;
   char *path; /* listener: socket file to remove on close */
   dev_t path_dev;
   ino_t path_ino;
@@ -62,6 +64,7 @@ typedef struct {
 } sp_deadline_t;
 
 static int sp_errno(void) { return sp__translate(errno); }
+static int sp_peer_ok(int fd, int mode, long pid);
 
 static int sp_cloexec(int fd) {
   int fl = fcntl(fd, F_GETFD);
@@ -382,6 +385,7 @@ int sp__listen(const char *name, sockpass_chan_t **out) {
     goto fail;
   }
   (*out)->listener = 1;
+  (*out)->check_mode = SOCKPASS_PEER_SAME_USER;
   if (is_path) {
     (*out)->path = strdup(sa.sun_path);
     (*out)->path_dev = st.st_dev;
@@ -404,8 +408,15 @@ int sp__accept(sockpass_chan_t *l, sockpass_chan_t **out) {
 #else
     fd = accept(l->fd, NULL, NULL);
 #endif
-    if (fd >= 0)
-      break;
+    if (fd >= 0) {
+      /* A peer that fails the check is closed before it can send. */
+      if ((rc = sp_peer_ok(fd, l->check_mode, l->check_pid)) == 0)
+        break;
+      close(fd);
+      if (rc != SOCKPASS_EPERM)
+        return rc;
+      continue;
+    }
     if (errno == EINTR || errno == ECONNABORTED)
       continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -652,11 +663,12 @@ int sp__recv(sockpass_chan_t *c, sockpass_sock_t *socks, size_t *nsocks, void *b
   return 0;
 }
 
-int sp__peer(sockpass_chan_t *c, sockpass_peer_t *peer) {
+/* What the kernel recorded about the peer of fd when it connected. */
+static int sp_fd_peer(int fd, sockpass_peer_t *peer) {
 #if defined(SOCKPASS_HAVE_SO_PEERCRED)
   struct ucred uc;
   socklen_t l = sizeof uc;
-  if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &uc, &l) < 0)
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &l) < 0)
     return sp_errno();
   peer->pid = (long)uc.pid;
   peer->uid = (long)uc.uid;
@@ -664,23 +676,47 @@ int sp__peer(sockpass_chan_t *c, sockpass_peer_t *peer) {
 #elif defined(SOCKPASS_HAVE_GETPEEREID)
   uid_t uid;
   gid_t gid;
-  if (getpeereid(c->fd, &uid, &gid) < 0)
+  if (getpeereid(fd, &uid, &gid) < 0)
     return sp_errno();
   peer->uid = (long)uid;
 #if defined(LOCAL_PEERPID)
   {
     pid_t pid;
     socklen_t l = sizeof pid;
-    if (getsockopt(c->fd, SOL_LOCAL, LOCAL_PEERPID, &pid, &l) == 0)
+    if (getsockopt(fd, SOL_LOCAL, LOCAL_PEERPID, &pid, &l) == 0)
       peer->pid = (long)pid;
   }
 #endif
   return 0;
 #else
-  (void)c;
+  (void)fd;
   (void)peer;
   return SOCKPASS_ENOTSUP;
 #endif
+}
+
+static int sp_peer_ok(int fd, int mode, long pid) {
+  sockpass_peer_t p = {-1, -1};
+  int rc;
+  if (mode == SOCKPASS_PEER_ANY)
+    return 0;
+  if ((rc = sp_fd_peer(fd, &p)) < 0)
+    return rc;
+  if (mode == SOCKPASS_PEER_SAME_USER)
+    return p.uid >= 0 && (uid_t)p.uid == geteuid() ? 0 : SOCKPASS_EPERM;
+  if (p.pid < 0)
+    return SOCKPASS_ENOTSUP; /* this OS does not report the peer's pid */
+  return p.pid == pid ? 0 : SOCKPASS_EPERM;
+}
+
+int sp__peer(sockpass_chan_t *c, sockpass_peer_t *peer) { return sp_fd_peer(c->fd, peer); }
+
+int sp__set_peer_check(sockpass_chan_t *c, int mode, long pid) {
+  if (!c->listener)
+    return sp_peer_ok(c->fd, mode, pid);
+  c->check_mode = mode;
+  c->check_pid = pid;
+  return 0;
 }
 
 void sp__close_quiet(sockpass_chan_t *c) {

@@ -53,6 +53,8 @@ struct sockpass_chan {
   sockpass_chan_t *sibling; /* the other end of a pair, while open here */
 
   wchar_t *name; /* a listener's pipe name */
+  int check_mode; /* a listener's peer check (SOCKPASS_PEER_*), for accept */
+  long check_pid;
 };
 
 /* Guards every sibling pointer: closing one end clears its sibling's. */
@@ -740,7 +742,9 @@ int sp__listen(const char *name, sockpass_chan_t **out) {
       return SOCKPASS_EADDRINUSE;
     return sp__translate((int)err);
   }
-  if ((rc = sp_chan_new(h, SP_KIND_LISTENER, SP_ORIGIN_NAMED, out)) < 0) {
+  if ((rc = sp_chan_new(h, SP_KIND_LISTENER, SP_ORIGIN_NAMED, out)) == 0)
+    (*out)->check_mode = SOCKPASS_PEER_SAME_USER;
+  if (rc < 0) {
     CloseHandle(h);
     free(w);
     return rc;
@@ -767,8 +771,16 @@ int sp__accept(sockpass_chan_t *l, sockpass_chan_t **out) {
       if ((rc = sp_io_wait(l, &l->rov, &d, &n, &err)) < 0)
         goto out;
     }
-    if (err == 0 || err == ERROR_PIPE_CONNECTED)
-      break;
+    if (err == 0 || err == ERROR_PIPE_CONNECTED) {
+      /* A client that fails the check is cut off before it can send. */
+      rc = sp__pipe_peer_ok(l->h, l->check_mode, l->check_pid);
+      if (rc == 0)
+        break;
+      DisconnectNamedPipe(l->h);
+      if (rc != SOCKPASS_EPERM)
+        goto out;
+      continue;
+    }
     if (err == ERROR_NO_DATA) {
       /* A client came and went before we looked: take the next one. */
       DisconnectNamedPipe(l->h);
@@ -1012,6 +1024,14 @@ int sp__recv(sockpass_chan_t *c, sockpass_sock_t *socks, size_t *nsocks, void *b
   }
   LeaveCriticalSection(&c->rlock);
   return rc;
+}
+
+int sp__set_peer_check(sockpass_chan_t *c, int mode, long pid) {
+  if (c->kind != SP_KIND_LISTENER)
+    return sp__pipe_peer_ok(c->h, mode, pid);
+  c->check_mode = mode;
+  c->check_pid = pid;
+  return 0;
 }
 
 int sp__peer(sockpass_chan_t *c, sockpass_peer_t *peer) {

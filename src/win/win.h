@@ -35,4 +35,8 @@ int sp__sock_rebuild(const unsigned char *rec, SOCKET *out);
  * dropped, so nothing stays open in this process. */
 void sp__sock_drop(const unsigned char *recs, size_t n);
 
+/* Whether the process at the other end of pipe passes the peer check
+ * (SOCKPASS_PEER_*): 0, SOCKPASS_EPERM, or an error. */
+int sp__pipe_peer_ok(HANDLE pipe, int mode, long pid);
+
 #endif /* SOCKPASS_WIN_H */
