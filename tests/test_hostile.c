@@ -9,11 +9,7 @@
  * Every test runs between SP_TEST's handle counts (the system handle table),
  * and each case also counts around itself. docs/protocol.md, "Hostile
  * peers", states the rules checked here.
- *
- * Cases marked "known bug" assert the behaviour the documentation promises
- * and fail with the library as it is; they run only when the environment
- * variable SOCKPASS_TEST_KNOWN_BUGS is set, and are reported as skipped
- * otherwise. */
+ */
 #include "harness.h"
 
 #include <stdlib.h>
@@ -342,13 +338,6 @@ static void report(const char *what, int cases, int before, int after) {
                 after);
 }
 
-static int known_bug(const char *what) {
-  if (getenv("SOCKPASS_TEST_KNOWN_BUGS") != NULL)
-    return 0;
-  print_message("hostile: known bug, skipped (set SOCKPASS_TEST_KNOWN_BUGS=1 to run): %s\n", what);
-  return 1;
-}
-
 /* ---- Malformed frames: garbage, bad fields, beyond the limits, wrong
  * totals. Each gives SOCKPASS_EPROTO and poisons the channel. ---- */
 
@@ -613,8 +602,6 @@ static void valid_and_garbage_in_one_message(void **s) {
   size_t len;
   int before = sp_count_fds(), after;
   (void)s;
-  if (known_bug("sockets of valid frames before bad bytes are never claimed (src/win/chan.c)"))
-    skip();
   peer_open(&p);
   mine = dup_for(self_pid(), &info, &port);
   len = frame_data(wbuf, self_pid(), &info, 1, "first", 5);
@@ -682,8 +669,6 @@ static void truncated_record_then_close(void **s) {
   hdr_t h = hdr_data(self_pid(), 2, 0);
   int before = sp_count_fds(), after;
   (void)s;
-  if (known_bug("whole records of a frame cut short are never claimed (src/win/chan.c)"))
-    skip();
   peer_open(&p);
   mine = dup_for(self_pid(), &info, &port);
   hdr_put(wbuf, &h);
@@ -842,8 +827,6 @@ static void replayed_record_after_close(void **s) {
   size_t flen;
   int before = sp_count_fds(), after;
   (void)s;
-  if (known_bug("a replayed record is handed over as a socket (src/win/sock.c)"))
-    skip();
   peer_open(&p);
   mine = dup_for(self_pid(), &info, &port);
   flen = frame_data(wbuf, self_pid(), &info, 1, "once", 4);
@@ -1059,14 +1042,6 @@ static void garbage_cases(int want) {
 
 static void garbage_record(void **s) {
   (void)s;
-  garbage_cases(0);
-}
-
-/* The same, with the error docs/protocol.md asks for. */
-static void garbage_record_eproto(void **s) {
-  (void)s;
-  if (known_bug("a garbage record gives the WSASocketW error, not EPROTO (src/win/chan.c)"))
-    skip();
   garbage_cases(SOCKPASS_EPROTO);
 }
 
@@ -1129,8 +1104,6 @@ static void forged_record_data(void **s) {
   DWORD fl;
   int before = sp_count_fds(), after;
   (void)s;
-  if (known_bug("a forged record is handed over as a socket (src/win/sock.c)"))
-    skip();
   ev = CreateEventW(NULL, TRUE, FALSE, NULL);
   assert_non_null(ev);
   peer_open(&p);
@@ -1156,8 +1129,6 @@ static void forged_record_discard(void **s) {
   hdr_t h;
   int before = sp_count_fds(), after;
   (void)s;
-  if (known_bug("a forged record in a DISCARD closes any handle (src/win/sock.c)"))
-    skip();
   ev = CreateEventW(NULL, TRUE, FALSE, NULL);
   assert_non_null(ev);
   peer_open(&p);
@@ -1225,7 +1196,6 @@ int main(int argc, char **argv) {
       SP_TEST(record_for_another_process),
       SP_TEST(record_for_self_named_other),
       SP_TEST(garbage_record),
-      SP_TEST(garbage_record_eproto),
       SP_TEST(protocol_record),
       SP_TEST(forged_record_data),
       SP_TEST(forged_record_discard),

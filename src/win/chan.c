@@ -475,8 +475,9 @@ static void sp_close_drain(sockpass_chan_t *c, int announce) {
     LeaveCriticalSection(&c->wlock);
   }
   for (;;) {
-    while (c->rerr == 0 &&
-           (r = sp_frame_decode(c->rbuf, c->rlen, SP_REC_SIZE, &f)) == SP_FRAME_OK) {
+    /* Poisoned or not: the whole frames before any bad bytes were checked,
+     * and their records name sockets duplicated for this process. */
+    while ((r = sp_frame_decode(c->rbuf, c->rlen, SP_REC_SIZE, &f)) == SP_FRAME_OK) {
       if ((f.type == SP_FRAME_DATA || f.type == SP_FRAME_DISCARD) && f.nsocks > 0 &&
           f.pid == self)
         sp__sock_drop(c->rbuf + SP_FRAME_HDR_SIZE, f.nsocks);
@@ -485,14 +486,22 @@ static void sp_close_drain(sockpass_chan_t *c, int announce) {
       sp_consume(c, f.total);
     }
     if (!announce || c->rerr != 0 || r == SP_FRAME_BAD || rc < 0 || GetTickCount64() >= end)
-      return;
+      break;
     rc = sp_fill(c, &now, r == SP_FRAME_MORE && f.total ? f.total : 0);
     if (rc == SOCKPASS_EAGAIN && !acked) {
       sp_deadline_start(&quiet, SP_BYE_QUIET_MS);
       rc = sp_fill(c, &quiet, f.total);
     }
     if (rc == SOCKPASS_EAGAIN || rc == SOCKPASS_ETIMEDOUT)
-      return; /* nothing more waiting, and the peer is quiet */
+      break; /* nothing more waiting, and the peer is quiet */
+  }
+  /* A frame cut short (the peer closed or stopped in the middle of it):
+   * the records of it that arrived whole name sockets duplicated for this
+   * process all the same. */
+  if (sp_frame_decode(c->rbuf, c->rlen, SP_REC_SIZE, &f) != SP_FRAME_BAD &&
+      (f.type == SP_FRAME_DATA || f.type == SP_FRAME_DISCARD) && f.nsocks > 0 && f.pid == self) {
+    size_t whole = (c->rlen - SP_FRAME_HDR_SIZE) / SP_REC_SIZE;
+    sp__sock_drop(c->rbuf + SP_FRAME_HDR_SIZE, whole < f.nsocks ? whole : f.nsocks);
   }
 }
 
@@ -988,6 +997,10 @@ static int sp_deliver(sockpass_chan_t *c, const sp_frame_t *f, sockpass_sock_t *
         socks[j] = SOCKPASS_INVALID_SOCK;
       }
       sp__sock_drop(recs + (i + 1) * SP_REC_SIZE, f->nsocks - i - 1);
+      /* A record this process cannot claim is the peer's doing, unless the
+       * process is out of room or Winsock has been stopped under it. */
+      if (rc != SOCKPASS_EMFILE && rc != SOCKPASS_ENOMEM && rc != SOCKPASS_EWINSOCK)
+        rc = SOCKPASS_EPROTO;
     } else {
       if (f->payload > 0)
         memcpy(buf, recs + (size_t)f->nsocks * SP_REC_SIZE, f->payload);

@@ -49,6 +49,7 @@ int sp__sock_dup(SOCKET s, DWORD pid, unsigned char *rec) {
 int sp__sock_rebuild(const unsigned char *rec, SOCKET *out) {
   WSAPROTOCOL_INFOW info;
   SOCKET s;
+  int type = 0, tl = (int)sizeof type;
   memcpy(&info, rec, sizeof info);
   s = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info, 0,
                  WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
@@ -61,6 +62,12 @@ int sp__sock_rebuild(const unsigned char *rec, SOCKET *out) {
   }
   if (s == INVALID_SOCKET)
     return sp__wsa_error();
+  /* Wine's WSASocketW returns whatever handle value a record names: a
+   * replayed record names a socket that may be closed, a forged one any
+   * handle of this process. What it returned must be a live socket of the
+   * record's type; if it is not, it is not ours to close either. */
+  if (getsockopt(s, SOL_SOCKET, SO_TYPE, (char *)&type, &tl) != 0 || type != info.iSocketType)
+    return SOCKPASS_EPROTO;
   *out = s;
   return 0;
 }
