@@ -818,7 +818,8 @@ static void replayed_record_while_open(void **s) {
 
 /* The replay after the first socket was closed: the record names a handle
  * that is gone (or, worse, reused). The second receive must fail and hand
- * nothing over. Known bug: the library hands over the dead value. */
+ * nothing over: Wine's WSASocketW returns the dead value, and the library
+ * must see that it is not a live socket. */
 static void replayed_record_after_close(void **s) {
   peer_t p;
   WSAPROTOCOL_INFOW info;
@@ -1084,8 +1085,8 @@ static void protocol_record(void **s) {
 }
 
 /* A forged record: Wine's duplicate marker with the value of a handle
- * this process owns (an event). Known bug under Wine: WSASocketW returns
- * whatever value such a record names, and the library trusts it. */
+ * this process owns (an event). Under Wine WSASocketW returns whatever
+ * value such a record names; the library must not trust it. */
 static void forge(WSAPROTOCOL_INFOW *info, HANDLE target) {
   unsigned short port;
   sockpass_sock_t mine = dup_for(self_pid(), info, &port);
