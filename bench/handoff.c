@@ -13,15 +13,584 @@
  * Modes: throughput, latency (one socket out, one byte back), alloc (heap
  * allocations per message in steady state, counted by interposing malloc in
  * this executable) and memory (per open channel). See docs/performance.md.
+ *
+ * Windows (run under Wine by scripts/bench): raw is WSADuplicateSocketW and
+ * one WriteFile on a pipe against sockpass, throughput and latency only; see
+ * the _WIN32 part below.
  */
 #ifdef _WIN32
-#include <stdio.h>
+/* Windows (measured under Wine): the parent sends, a child started from this
+ * same executable (no fork) receives and closes every socket. raw is the
+ * floor: WSADuplicateSocketW for the child's pid, one WriteFile of the
+ * WSAPROTOCOL_INFOW records on a message-mode named pipe; the child does one
+ * ReadFile, WSASocketW(FROM_PROTOCOL_INFO) and closesocket per socket.
+ * sockpass is sockpass_send / sockpass_recv on a sockpass_pair whose other
+ * end the child got with sockpass_spawn (opts.chan). Same rounds, rotation,
+ * medians and output as the POSIX part. */
+#include <sockpass.h>
 
-/* The Windows baselines (WSADuplicateSocketW + pipe + WSASocketW, libuv)
- * need the Windows backend and a re-executed child; not written yet. */
-int main(void) {
-  fprintf(stderr, "bench_handoff: the Windows variants are not written yet\n");
-  return 77;
+#include <winsock2.h>
+#include <windows.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POOL 64
+#define MAX_ROUNDS 201
+#define MAX_K 64
+#define REC ((size_t)sizeof(WSAPROTOCOL_INFOW))
+#define RAW_MAX (1 + MAX_K * REC)
+#define ANS_LEN 9 /* 'a' and 8 bytes, the size of the POSIX answer */
+
+static void die_win(const char *what) {
+  fprintf(stderr, "bench_handoff: %s: error %lu, WSA %d\n", what, (unsigned long)GetLastError(),
+          WSAGetLastError());
+  exit(1);
+}
+
+static void die_sp(const char *what, int rc) {
+  fprintf(stderr, "bench_handoff: %s: %s\n", what, sockpass_strerror(rc));
+  exit(1);
+}
+
+static LARGE_INTEGER g_freq;
+
+static uint64_t now_ns(void) {
+  LARGE_INTEGER c;
+  QueryPerformanceCounter(&c);
+  return (uint64_t)(c.QuadPart / g_freq.QuadPart) * 1000000000u +
+         (uint64_t)(c.QuadPart % g_freq.QuadPart) * 1000000000u / (uint64_t)g_freq.QuadPart;
+}
+
+static int g_cpu_send = -1, g_cpu_recv = -1;
+
+static void pin(int cpu) {
+  if (cpu >= 0 && cpu < 64)
+    (void)SetThreadAffinityMask(GetCurrentThread(), (DWORD_PTR)1 << cpu);
+}
+
+static void choose_cpus(void) {
+  DWORD_PTR pm = 0, sm = 0;
+  int i, n = 0;
+  if (!GetProcessAffinityMask(GetCurrentProcess(), &pm, &sm))
+    return;
+  for (i = 0; i < 64 && n < 2; i++)
+    if (pm & ((DWORD_PTR)1 << i)) {
+      if (n++ == 0)
+        g_cpu_send = i;
+      else
+        g_cpu_recv = i;
+    }
+  if (n < 2)
+    g_cpu_send = g_cpu_recv = -1;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(const double *v, int n) {
+  double t[MAX_ROUNDS];
+  memcpy(t, v, (size_t)n * sizeof *t);
+  qsort(t, (size_t)n, sizeof *t, cmp_double);
+  return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+static SOCKET g_pool[POOL];
+
+static void make_pool(void) {
+  int i;
+  for (i = 0; i < POOL; i++)
+    if ((g_pool[i] = WSASocketW(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
+                                WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT)) ==
+        INVALID_SOCKET)
+      die_win("WSASocketW");
+}
+
+typedef struct variant variant_t;
+struct variant {
+  const char *name;
+  int (*start)(variant_t *v);
+  void (*round)(variant_t *v, int k, int n, uint64_t *ns);
+  void (*ping)(variant_t *v, uint64_t *ns);
+  void (*stop)(variant_t *v);
+  sockpass_proc_t *proc;
+  DWORD pid;
+  HANDLE pipe;
+  sockpass_chan_t *chan;
+  int enabled;
+};
+
+/* Start this executable as "--child ROLE CPU ARG". */
+static sockpass_proc_t *spawn_child(const char *role, const char *arg, sockpass_chan_t *chan) {
+  char exe[MAX_PATH], cpu[16];
+  const char *argv[6];
+  sockpass_spawn_opts_t opts;
+  sockpass_proc_t *proc;
+  int rc;
+  DWORD n = GetModuleFileNameA(NULL, exe, sizeof exe);
+  if (n == 0 || n >= sizeof exe)
+    die_win("GetModuleFileNameA");
+  snprintf(cpu, sizeof cpu, "%d", g_cpu_recv);
+  argv[0] = exe;
+  argv[1] = "--child";
+  argv[2] = role;
+  argv[3] = cpu;
+  argv[4] = arg;
+  argv[5] = NULL;
+  sockpass_spawn_opts_init(&opts);
+  opts.chan = chan;
+  fflush(NULL);
+  if ((rc = sockpass_spawn(exe, argv, &opts, &proc)) < 0)
+    die_sp("sockpass_spawn", rc);
+  return proc;
+}
+
+static void reap(variant_t *v) {
+  int code = -1;
+  if (v->proc == NULL)
+    return;
+  if (sockpass_proc_wait(v->proc, 20000, &code) < 0) {
+    sockpass_proc_kill(v->proc);
+    sockpass_proc_wait(v->proc, SOCKPASS_WAIT_FOREVER, &code);
+  }
+  if (code != 0)
+    fprintf(stderr, "bench_handoff: %s receiver exited with %d\n", v->name, code);
+  sockpass_proc_free(v->proc);
+  v->proc = NULL;
+}
+
+/* ---- raw: WSADuplicateSocketW + one WriteFile / ReadFile + WSASocketW ---- */
+
+static void raw_send(variant_t *v, int k, char what) {
+  static unsigned char buf[RAW_MAX];
+  WSAPROTOCOL_INFOW info;
+  DWORD n;
+  int i;
+  buf[0] = (unsigned char)what;
+  for (i = 0; i < k; i++) {
+    if (WSADuplicateSocketW(g_pool[i], v->pid, &info) != 0)
+      die_win("WSADuplicateSocketW");
+    memcpy(buf + 1 + (size_t)i * REC, &info, REC);
+  }
+  if (!WriteFile(v->pipe, buf, (DWORD)(1 + (size_t)k * REC), &n, NULL) ||
+      n != 1 + (size_t)k * REC)
+    die_win("WriteFile");
+}
+
+static void raw_answer(variant_t *v) {
+  char ans[ANS_LEN];
+  DWORD n;
+  if (!ReadFile(v->pipe, ans, sizeof ans, &n, NULL) || n != sizeof ans || ans[0] != 'a') {
+    fprintf(stderr, "bench_handoff: bad answer from raw receiver\n");
+    exit(1);
+  }
+}
+
+static int raw_child(const char *name) {
+  static unsigned char buf[RAW_MAX];
+  DWORD mode = PIPE_READMODE_MESSAGE;
+  HANDLE h = CreateFileA(name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING, 0, NULL);
+  if (h == INVALID_HANDLE_VALUE)
+    die_win("CreateFileA");
+  if (!SetNamedPipeHandleState(h, &mode, NULL, NULL))
+    die_win("SetNamedPipeHandleState");
+  for (;;) {
+    WSAPROTOCOL_INFOW info;
+    DWORD n, i, k;
+    if (!ReadFile(h, buf, sizeof buf, &n, NULL))
+      return GetLastError() == ERROR_BROKEN_PIPE ? 0 : 1;
+    if (n == 0)
+      continue;
+    k = (n - 1) / (DWORD)REC;
+    for (i = 0; i < k; i++) {
+      SOCKET s;
+      memcpy(&info, buf + 1 + (size_t)i * REC, REC);
+      s = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info, 0,
+                     WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+      if (s == INVALID_SOCKET)
+        die_win("WSASocketW(FROM_PROTOCOL_INFO)");
+      closesocket(s);
+    }
+    if (buf[0] == 'e') {
+      char ans[ANS_LEN] = {'a'};
+      if (!WriteFile(h, ans, sizeof ans, &n, NULL))
+        return 1;
+    } else if (buf[0] == 'q') {
+      return 0;
+    }
+  }
+}
+
+static int raw_start(variant_t *v) {
+  char name[96];
+  snprintf(name, sizeof name, "\\\\.\\pipe\\sockpass-bench-%lu-raw",
+           (unsigned long)GetCurrentProcessId());
+  v->pipe = CreateNamedPipeA(name, PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE,
+                             PIPE_TYPE_MESSAGE | PIPE_READMODE_MESSAGE | PIPE_WAIT |
+                                 PIPE_REJECT_REMOTE_CLIENTS,
+                             1, 256 * 1024, 256 * 1024, 0, NULL);
+  if (v->pipe == INVALID_HANDLE_VALUE)
+    die_win("CreateNamedPipeA");
+  v->proc = spawn_child("raw", name, NULL);
+  v->pid = (DWORD)sockpass_proc_pid(v->proc);
+  if (!ConnectNamedPipe(v->pipe, NULL) && GetLastError() != ERROR_PIPE_CONNECTED)
+    die_win("ConnectNamedPipe");
+  return 0;
+}
+
+static void raw_round(variant_t *v, int k, int n, uint64_t *ns) {
+  uint64_t t0 = now_ns();
+  int i;
+  for (i = 0; i < n; i++)
+    raw_send(v, k, 'd');
+  raw_send(v, 0, 'e');
+  raw_answer(v);
+  *ns = now_ns() - t0;
+}
+
+static void raw_ping(variant_t *v, uint64_t *ns) {
+  uint64_t t0 = now_ns();
+  raw_send(v, 1, 'e');
+  raw_answer(v);
+  *ns = now_ns() - t0;
+}
+
+static void raw_stop(variant_t *v) {
+  raw_send(v, 0, 'q');
+  CloseHandle(v->pipe);
+  reap(v);
+}
+
+/* ---- sockpass: sockpass_send / sockpass_recv, the end given by sockpass_spawn ---- */
+
+static int sp_child(void) {
+  sockpass_chan_t *c;
+  sockpass_sock_t socks[SOCKPASS_MAX_SOCKS];
+  char buf[16];
+  int rc = sockpass_inherited_chan(&c);
+  if (rc < 0)
+    die_sp("sockpass_inherited_chan", rc);
+  for (;;) {
+    size_t ns = SOCKPASS_MAX_SOCKS, len = sizeof buf, i;
+    rc = sockpass_recv(c, socks, &ns, buf, &len);
+    if (rc == SOCKPASS_EOF)
+      break;
+    if (rc < 0)
+      die_sp("sockpass_recv", rc);
+    for (i = 0; i < ns; i++)
+      closesocket(socks[i]);
+    if (len == 1 && buf[0] == 'e') {
+      char ans[ANS_LEN] = {'a'};
+      if ((rc = sockpass_send(c, NULL, 0, ans, sizeof ans)) < 0)
+        die_sp("sockpass_send", rc);
+    } else if (len == 1 && buf[0] == 'q') {
+      break;
+    }
+  }
+  sockpass_close(c);
+  return 0;
+}
+
+static void sp_answer(variant_t *v) {
+  char ans[ANS_LEN];
+  size_t ns = 0, len = sizeof ans;
+  int rc = sockpass_recv(v->chan, NULL, &ns, ans, &len);
+  if (rc < 0)
+    die_sp("sockpass_recv", rc);
+  if (len != sizeof ans || ans[0] != 'a') {
+    fprintf(stderr, "bench_handoff: bad answer from sockpass receiver\n");
+    exit(1);
+  }
+}
+
+static int sp_start(variant_t *v) {
+  sockpass_chan_t *a, *b;
+  int rc = sockpass_pair(&a, &b);
+  if (rc < 0)
+    die_sp("sockpass_pair", rc);
+  v->proc = spawn_child("sockpass", "-", b);
+  v->chan = a;
+  return 0;
+}
+
+static void sp_round(variant_t *v, int k, int n, uint64_t *ns) {
+  uint64_t t0 = now_ns();
+  int i, rc;
+  for (i = 0; i < n; i++)
+    if ((rc = sockpass_send(v->chan, g_pool, (size_t)k, "d", 1)) < 0)
+      die_sp("sockpass_send", rc);
+  if ((rc = sockpass_send(v->chan, NULL, 0, "e", 1)) < 0)
+    die_sp("sockpass_send", rc);
+  sp_answer(v);
+  *ns = now_ns() - t0;
+}
+
+static void sp_ping(variant_t *v, uint64_t *ns) {
+  uint64_t t0 = now_ns();
+  int rc = sockpass_send(v->chan, g_pool, 1, "e", 1);
+  if (rc < 0)
+    die_sp("sockpass_send", rc);
+  sp_answer(v);
+  *ns = now_ns() - t0;
+}
+
+static void sp_stop(variant_t *v) {
+  (void)sockpass_send(v->chan, NULL, 0, "q", 1);
+  sockpass_close(v->chan);
+  reap(v);
+}
+
+enum { V_RAW, V_SP, NV };
+
+static variant_t g_var[NV] = {
+    {"raw", raw_start, raw_round, raw_ping, raw_stop, NULL, 0, NULL, NULL, 1},
+    {"sockpass", sp_start, sp_round, sp_ping, sp_stop, NULL, 0, NULL, NULL, 1},
+};
+
+static int g_rounds = 11;
+static double g_scale = 1.0;
+static int g_ks[3] = {1, 16, 64}, g_nk = 3;
+static int g_msgs = 2000;
+
+static int msgs_for(int k) {
+  /* About 200 ms of raw sending per round under Wine on the reference
+   * machine: far fewer than on Linux, every socket costs wineserver calls. */
+  int n = k == 1 ? 1000 : k <= 16 ? 100 : 25;
+  n = (int)(n * g_scale);
+  return n < 10 ? 10 : n;
+}
+
+static void throughput(void) {
+  static double ns_per_sock[3][NV][MAX_ROUNDS];
+  int ki, r, j;
+
+  printf("== Handoff throughput (Windows): parent -> child, the receiver closes every socket ==\n");
+  printf("%d rounds, variants alternating (order rotates each round); sender on CPU %d, "
+         "receiver on CPU %d\n",
+         g_rounds, g_cpu_send, g_cpu_recv);
+  for (ki = 0; ki < g_nk; ki++)
+    for (j = 0; j < NV; j++) {
+      uint64_t ns;
+      if (g_var[j].enabled)
+        g_var[j].round(&g_var[j], g_ks[ki], msgs_for(g_ks[ki]) / 4 + 1, &ns);
+    }
+  for (r = 0; r < g_rounds; r++)
+    for (ki = 0; ki < g_nk; ki++)
+      for (j = 0; j < NV; j++) {
+        int vi = (j + r) % NV, k = g_ks[ki], n = msgs_for(k);
+        uint64_t ns;
+        if (!g_var[vi].enabled)
+          continue;
+        g_var[vi].round(&g_var[vi], k, n, &ns);
+        ns_per_sock[ki][vi][r] = (double)ns / ((double)n * k);
+      }
+
+  printf("\n%-6s %-10s %12s %12s %10s %10s  %s\n", "socks", "variant", "messages/s", "sockets/s",
+         "time/raw", "raw/time", "time/raw over rounds");
+  printf("%-6s %-10s %12s %12s %10s %10s  %s\n", "/msg", "", "", "", "(median)", "", "[min .. max]");
+  for (ki = 0; ki < g_nk; ki++) {
+    int k = g_ks[ki];
+    for (j = 0; j < NV; j++) {
+      double ratio[MAX_ROUNDS], rate[MAX_ROUNDS], med, socks_s, lo, hi;
+      if (!g_var[j].enabled)
+        continue;
+      for (r = 0; r < g_rounds; r++) {
+        ratio[r] = ns_per_sock[ki][j][r] / ns_per_sock[ki][V_RAW][r];
+        rate[r] = 1e9 / ns_per_sock[ki][j][r];
+      }
+      med = median(ratio, g_rounds);
+      lo = hi = ratio[0];
+      for (r = 1; r < g_rounds; r++) {
+        lo = ratio[r] < lo ? ratio[r] : lo;
+        hi = ratio[r] > hi ? ratio[r] : hi;
+      }
+      socks_s = median(rate, g_rounds);
+      printf("%-6d %-10s %12.0f %12.0f %10.3f %10.3f  [%.2f .. %.2f]\n", k, g_var[j].name,
+             socks_s / k, socks_s, med, 1.0 / med, lo, hi);
+    }
+  }
+  printf("\nGoals (median of per-round ratios):\n");
+  for (ki = 0; ki < g_nk; ki++) {
+    double ratio[MAX_ROUNDS];
+    int k = g_ks[ki];
+    if (!g_var[V_SP].enabled)
+      break;
+    for (r = 0; r < g_rounds; r++)
+      ratio[r] = ns_per_sock[ki][V_SP][r] / ns_per_sock[ki][V_RAW][r];
+    printf("  %2d socket%s/message: sockpass time / raw time = %.3f  (goal <= 1.10: %s)\n", k,
+           k == 1 ? " " : "s", median(ratio, g_rounds),
+           median(ratio, g_rounds) <= 1.10 ? "met" : "NOT met");
+  }
+  printf("  libuv: not built for Windows here (no baseline)\n\n");
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void latency(void) {
+  enum { PER_ROUND = 500 };
+  static uint64_t samples[NV][MAX_ROUNDS * PER_ROUND];
+  double p50r[NV][MAX_ROUNDS];
+  int r, j, i;
+
+  printf("== Latency (Windows): one socket sent, the receiver closes it and answers "
+         "(round trip) ==\n");
+  printf("%d rounds of %d round trips per variant, alternating\n", g_rounds, PER_ROUND);
+  for (j = 0; j < NV; j++)
+    for (i = 0; i < 100 && g_var[j].enabled; i++) {
+      uint64_t ns;
+      g_var[j].ping(&g_var[j], &ns);
+    }
+  for (r = 0; r < g_rounds; r++)
+    for (j = 0; j < NV; j++) {
+      int vi = (j + r) % NV;
+      uint64_t *s = samples[vi] + (size_t)r * PER_ROUND;
+      if (!g_var[vi].enabled)
+        continue;
+      for (i = 0; i < PER_ROUND; i++)
+        g_var[vi].ping(&g_var[vi], &s[i]);
+      qsort(s, PER_ROUND, sizeof *s, cmp_u64);
+      p50r[vi][r] = (double)s[PER_ROUND / 2];
+    }
+  printf("\n%-10s %10s %10s %14s\n", "variant", "p50 (us)", "p99 (us)", "p50/raw p50");
+  for (j = 0; j < NV; j++) {
+    size_t n = (size_t)g_rounds * PER_ROUND;
+    double ratio[MAX_ROUNDS];
+    if (!g_var[j].enabled)
+      continue;
+    qsort(samples[j], n, sizeof samples[j][0], cmp_u64);
+    for (r = 0; r < g_rounds; r++)
+      ratio[r] = p50r[j][r] / p50r[V_RAW][r];
+    printf("%-10s %10.2f %10.2f %14.3f\n", g_var[j].name, samples[j][n / 2] / 1e3,
+           samples[j][n * 99 / 100] / 1e3, median(ratio, g_rounds));
+  }
+  printf("(p50/raw p50: median over rounds of each round's p50 ratio)\n\n");
+}
+
+static void single(const char *mode) {
+  int j, i;
+  uint64_t ns, t0;
+  for (j = 0; j < NV; j++)
+    if (g_var[j].enabled)
+      break;
+  if (j == NV) {
+    fprintf(stderr, "bench_handoff: --mode %s needs one variant in --variants\n", mode);
+    exit(2);
+  }
+  g_var[j].start(&g_var[j]);
+  pin(g_cpu_send);
+  if (strcmp(mode, "send") == 0) {
+    g_var[j].round(&g_var[j], g_ks[0], g_msgs, &ns);
+    printf("%s: %d messages of %d socket(s) in %.1f ms\n", g_var[j].name, g_msgs, g_ks[0],
+           ns / 1e6);
+  } else {
+    t0 = now_ns();
+    for (i = 0; i < g_msgs; i++)
+      g_var[j].ping(&g_var[j], &ns);
+    printf("%s: %d round trips in %.1f ms\n", g_var[j].name, g_msgs, (now_ns() - t0) / 1e6);
+  }
+  g_var[j].stop(&g_var[j]);
+}
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: bench_handoff [--mode all|throughput|latency] [--rounds N] [--scale X]\n"
+          "                     [--socks 1,16,64] [--variants raw,sockpass] [--no-pin]\n"
+          "       bench_handoff --mode send|pingpong --variants NAME [--socks K] [--msgs N]\n");
+  exit(2);
+}
+
+static int has_word(const char *list, const char *w) {
+  size_t n = strlen(w);
+  const char *p = list;
+  while ((p = strstr(p, w)) != NULL) {
+    if ((p == list || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+      return 1;
+    p += n;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *mode = "all", *variants = NULL;
+  int i, pinning = 1, single_mode;
+  WSADATA wsa;
+
+  QueryPerformanceFrequency(&g_freq);
+  if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0)
+    die_win("WSAStartup");
+  if (argc == 5 && strcmp(argv[1], "--child") == 0) {
+    pin(atoi(argv[3]));
+    if (strcmp(argv[2], "raw") == 0)
+      return raw_child(argv[4]);
+    return sp_child();
+  }
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--no-pin") == 0) {
+      pinning = 0;
+      continue;
+    }
+    if (v == NULL)
+      usage();
+    i++;
+    if (strcmp(a, "--mode") == 0)
+      mode = v;
+    else if (strcmp(a, "--rounds") == 0)
+      g_rounds = atoi(v);
+    else if (strcmp(a, "--scale") == 0)
+      g_scale = atof(v);
+    else if (strcmp(a, "--variants") == 0)
+      variants = v;
+    else if (strcmp(a, "--msgs") == 0)
+      g_msgs = atoi(v);
+    else if (strcmp(a, "--socks") == 0) {
+      g_nk = sscanf(v, "%d,%d,%d", &g_ks[0], &g_ks[1], &g_ks[2]);
+      if (g_nk < 1)
+        usage();
+    } else
+      usage();
+  }
+  if (g_rounds < 1 || g_rounds > MAX_ROUNDS || g_scale <= 0 || g_msgs < 1)
+    usage();
+  for (i = 0; i < g_nk; i++)
+    if (g_ks[i] < 1 || g_ks[i] > MAX_K)
+      usage();
+  single_mode = strcmp(mode, "send") == 0 || strcmp(mode, "pingpong") == 0;
+  if (!single_mode && strcmp(mode, "all") != 0 && strcmp(mode, "throughput") != 0 &&
+      strcmp(mode, "latency") != 0)
+    usage();
+  if (variants != NULL)
+    for (i = 0; i < NV; i++)
+      if ((i != V_RAW || single_mode) && !has_word(variants, g_var[i].name))
+        g_var[i].enabled = 0; /* raw is the floor: always measured */
+  setvbuf(stdout, NULL, _IONBF, 0);
+  if (pinning)
+    choose_cpus();
+  make_pool();
+  if (single_mode) {
+    single(mode);
+    return 0;
+  }
+  printf("sockpass %s; bench_handoff (Windows), mode %s\n\n", sockpass_version_string(), mode);
+  for (i = 0; i < NV; i++)
+    if (g_var[i].enabled)
+      g_var[i].start(&g_var[i]);
+  pin(g_cpu_send);
+  if (strcmp(mode, "throughput") == 0 || strcmp(mode, "all") == 0)
+    throughput();
+  if (strcmp(mode, "latency") == 0 || strcmp(mode, "all") == 0)
+    latency();
+  for (i = 0; i < NV; i++)
+    if (g_var[i].enabled)
+      g_var[i].stop(&g_var[i]);
+  return 0;
 }
 
 #else /* POSIX */
