@@ -607,7 +607,7 @@ static DWORD sp_parent_pid(void) {
  * the ones adopted so far are closed: nobody else knows their values now
  * that the variable is gone, and adopting may have replaced them. */
 static int sp_adopt_all(const char *s, sp_inherit_t *st, size_t n) {
-  unsigned long long raw;
+  unsigned long long raw = 0;
   size_t i;
   int rc = 0;
   st->socks = malloc(n * sizeof *st->socks);
