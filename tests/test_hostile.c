@@ -333,9 +333,12 @@ static void claim_and_close(const WSAPROTOCOL_INFOW *rec) {
   closesocket(s);
 }
 
-static void report(const char *what, int cases, int before, int after) {
+/* The handle count now must be before; prints both for docs/reliability.md. */
+static void expect_handles(const char *what, int cases, int before) {
+  int after = sp_count_fds();
   print_message("hostile: %-44s %2d case(s), handles %d before, %d after\n", what, cases, before,
                 after);
+  assert_int_equal(after, before);
 }
 
 /* ---- Malformed frames: garbage, bad fields, beyond the limits, wrong
@@ -573,7 +576,7 @@ static void valid_then_malformed(void **s) {
   WSAPROTOCOL_INFOW info;
   unsigned short port;
   sockpass_sock_t mine, got;
-  int before = sp_count_fds(), after;
+  int before = sp_count_fds();
   (void)s;
   peer_open(&p);
   mine = dup_for(self_pid(), &info, &port);
@@ -585,9 +588,7 @@ static void valid_then_malformed(void **s) {
   expect_poisoned(&p);
   peer_close(&p);
   closesocket(mine);
-  after = sp_count_fds();
-  report("valid frame, then garbage", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("valid frame, then garbage", 1, before);
 }
 
 /* A valid frame with a socket and garbage behind it in the same pipe
@@ -600,7 +601,7 @@ static void valid_and_garbage_in_one_message(void **s) {
   unsigned short port;
   sockpass_sock_t mine;
   size_t len;
-  int before = sp_count_fds(), after;
+  int before = sp_count_fds();
   (void)s;
   peer_open(&p);
   mine = dup_for(self_pid(), &info, &port);
@@ -612,9 +613,7 @@ static void valid_and_garbage_in_one_message(void **s) {
   expect_error(p.c, SOCKPASS_EPROTO);
   peer_close(&p);
   closesocket(mine);
-  after = sp_count_fds();
-  report("valid frame + garbage in one message", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("valid frame + garbage in one message", 1, before);
 }
 
 /* ---- Frames cut short ---- */
@@ -624,7 +623,7 @@ static void valid_and_garbage_in_one_message(void **s) {
 static void truncated_header_then_close(void **s) {
   peer_t p;
   hdr_t h = hdr_data(self_pid(), 3, 0);
-  int before = sp_count_fds(), after;
+  int before = sp_count_fds();
   (void)s;
   peer_open(&p);
   hdr_put(wbuf, &h);
@@ -634,16 +633,14 @@ static void truncated_header_then_close(void **s) {
   expect_error(p.c, SOCKPASS_EOF);
   assert_sp(sockpass_send(p.c, NULL, 0, "x", 1), SOCKPASS_EOF);
   peer_close(&p);
-  after = sp_count_fds();
-  report("header promising 3 records, then close", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("header promising 3 records, then close", 1, before);
 }
 
 /* Twenty bytes of a header, then the peer closes. */
 static void truncated_half_header_then_close(void **s) {
   peer_t p;
   hdr_t h = hdr_data(0, 0, 5);
-  int before = sp_count_fds(), after;
+  int before = sp_count_fds();
   (void)s;
   peer_open(&p);
   hdr_put(wbuf, &h);
@@ -652,9 +649,7 @@ static void truncated_half_header_then_close(void **s) {
   expect_error(p.c, SOCKPASS_EOF);
   expect_error(p.c, SOCKPASS_EOF);
   peer_close(&p);
-  after = sp_count_fds();
-  report("half a header, then close", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("half a header, then close", 1, before);
 }
 
 /* A header promising two records, one whole record (duplicated for this
@@ -667,7 +662,7 @@ static void truncated_record_then_close(void **s) {
   unsigned short port;
   sockpass_sock_t mine;
   hdr_t h = hdr_data(self_pid(), 2, 0);
-  int before = sp_count_fds(), after;
+  int before = sp_count_fds();
   (void)s;
   peer_open(&p);
   mine = dup_for(self_pid(), &info, &port);
@@ -679,9 +674,7 @@ static void truncated_record_then_close(void **s) {
   expect_error(p.c, SOCKPASS_EOF);
   peer_close(&p);
   closesocket(mine);
-  after = sp_count_fds();
-  report("1 of 2 promised records, then close", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("1 of 2 promised records, then close", 1, before);
 }
 
 /* A frame cut short while the peer stays: a receive with a timeout gives
@@ -694,7 +687,7 @@ static void truncated_then_silent(void **s) {
   sockpass_sock_t mine[2], got[2] = {NOT_SET, NOT_SET};
   char buf[16];
   size_t n = 2, len = sizeof buf, flen;
-  int i, before = sp_count_fds(), after;
+  int i, before = sp_count_fds();
   (void)s;
   peer_open(&p);
   for (i = 0; i < 2; i++)
@@ -718,9 +711,7 @@ static void truncated_then_silent(void **s) {
   peer_close(&p);
   for (i = 0; i < 2; i++)
     closesocket(mine[i]);
-  after = sp_count_fds();
-  report("1 of 2 records, silence, then the rest", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("1 of 2 records, silence, then the rest", 1, before);
 }
 
 /* A short message followed by whole frames: the reader does not use pipe
@@ -731,7 +722,7 @@ static void truncated_then_silent(void **s) {
 static void truncated_then_more(void **s) {
   peer_t p;
   hdr_t h = hdr_data(0, 0, 5);
-  int before = sp_count_fds(), after;
+  int before = sp_count_fds();
   (void)s;
   peer_open(&p);
   hdr_put(wbuf, &h);
@@ -740,9 +731,7 @@ static void truncated_then_more(void **s) {
   raw_text(&p, "after");
   expect_poisoned(&p);
   peer_close(&p);
-  after = sp_count_fds();
-  report("short message, then whole frames", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("short message, then whole frames", 1, before);
 }
 
 /* The same in the peer's favour: a frame written in two messages, the
@@ -753,7 +742,7 @@ static void frame_in_two_messages(void **s) {
   unsigned short port;
   sockpass_sock_t mine, got;
   size_t len;
-  int before = sp_count_fds(), after;
+  int before = sp_count_fds();
   (void)s;
   peer_open(&p);
   mine = dup_for(self_pid(), &info, &port);
@@ -766,9 +755,7 @@ static void frame_in_two_messages(void **s) {
   expect_text(p.c, "after");
   peer_close(&p);
   closesocket(mine);
-  after = sp_count_fds();
-  report("one frame in two messages", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("one frame in two messages", 1, before);
 }
 
 /* ---- Replayed records ---- */
@@ -785,7 +772,7 @@ static void replayed_record_while_open(void **s) {
   sockpass_sock_t mine, first, second[2] = {NOT_SET, NOT_SET};
   char buf[16];
   size_t n = 2, len = sizeof buf, flen;
-  int before = sp_count_fds(), after, mid, rc;
+  int before = sp_count_fds(), mid, rc;
   (void)s;
   peer_open(&p);
   mine = dup_for(self_pid(), &info, &port);
@@ -811,9 +798,7 @@ static void replayed_record_while_open(void **s) {
   closesocket(first);
   peer_close(&p);
   closesocket(mine);
-  after = sp_count_fds();
-  report("replayed record, first still open", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("replayed record, first still open", 1, before);
 }
 
 /* The replay after the first socket was closed: the record names a handle
@@ -826,7 +811,7 @@ static void replayed_record_after_close(void **s) {
   unsigned short port;
   sockpass_sock_t mine, first;
   size_t flen;
-  int before = sp_count_fds(), after;
+  int before = sp_count_fds();
   (void)s;
   peer_open(&p);
   mine = dup_for(self_pid(), &info, &port);
@@ -840,9 +825,7 @@ static void replayed_record_after_close(void **s) {
   expect_text(p.c, "after");
   peer_close(&p);
   closesocket(mine);
-  after = sp_count_fds();
-  report("replayed record, first closed", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("replayed record, first closed", 1, before);
 }
 
 /* ---- Records for another process ---- */
@@ -900,7 +883,7 @@ static void record_for_another_process(void **s) {
   peer_t p;
   char buf[8];
   size_t n = 0, len = sizeof buf;
-  int before = sp_count_fds(), after, mid;
+  int before = sp_count_fds(), mid;
   uint32_t child_pid;
   (void)s;
   assert_sp(sockpass_pair(&a, &b), 0);
@@ -935,9 +918,7 @@ static void record_for_another_process(void **s) {
   assert_memory_equal(buf, "ok", 2);
   sockpass_close(a);
   assert_int_equal(sp_child_wait(child), 0);
-  after = sp_count_fds();
-  report("record for another process (a child)", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("record for another process (a child)", 1, before);
 }
 
 /* A record duplicated for this process in a frame naming another pid: the
@@ -952,7 +933,7 @@ static void record_for_self_named_other(void **s) {
   unsigned short port;
   sockpass_sock_t mine;
   uint32_t liar = self_pid() ^ 0x40000000u;
-  int before = sp_count_fds(), after, mid;
+  int before = sp_count_fds(), mid;
   (void)s;
   peer_open(&p);
   mine = dup_for(self_pid(), &info, &port);
@@ -966,9 +947,7 @@ static void record_for_self_named_other(void **s) {
   claim_and_close((const WSAPROTOCOL_INFOW *)(rbuf + HDR));
   peer_close(&p);
   closesocket(mine);
-  after = sp_count_fds();
-  report("record for this process, frame names another", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("record for this process, frame names another", 1, before);
 }
 
 /* ---- Records of garbage ---- */
@@ -1005,7 +984,7 @@ static void garbage_records(peer_t *p, const int *bad, uint32_t recs, sockpass_s
 static void garbage_cases(int want) {
   static const int shapes[][3] = {{1, 0, 0}, {0, 1, 0}, {1, 0, 0}, {0, 0, 1}};
   static const uint32_t counts[] = {1, 2, 2, 3};
-  int i, before = sp_count_fds(), after;
+  int i, before = sp_count_fds();
   for (i = 0; i < 4; i++) {
     sockpass_sock_t mine[3], got[3] = {NOT_SET, NOT_SET, NOT_SET};
     char buf[16];
@@ -1036,9 +1015,7 @@ static void garbage_cases(int want) {
     if (a != b)
       fail_msg("garbage record shape %d: %d handles before, %d after", i, b, a);
   }
-  after = sp_count_fds();
-  report("garbage records (1 of 1, 2nd of 2, 1st of 2, 3rd of 3)", 4, before, after);
-  assert_int_equal(after, before);
+  expect_handles("garbage records (1 of 1, 2nd of 2, 1st of 2, 3rd of 3)", 4, before);
 }
 
 static void garbage_record(void **s) {
@@ -1055,7 +1032,7 @@ static void protocol_record(void **s) {
   WSAPROTOCOL_INFOW info;
   sockpass_sock_t got[2] = {NOT_SET, NOT_SET};
   struct sockaddr_in sa;
-  int sl = (int)sizeof sa, before = sp_count_fds(), after, rc;
+  int sl = (int)sizeof sa, before = sp_count_fds(), rc;
   char buf[16];
   size_t n = 2, len = sizeof buf;
   (void)s;
@@ -1079,9 +1056,7 @@ static void protocol_record(void **s) {
   }
   expect_text(p.c, "after");
   peer_close(&p);
-  after = sp_count_fds();
-  report("protocol description as a record", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("protocol description as a record", 1, before);
 }
 
 /* A forged record: Wine's duplicate marker with the value of a handle
@@ -1103,7 +1078,7 @@ static void forged_record_data(void **s) {
   WSAPROTOCOL_INFOW info;
   HANDLE ev;
   DWORD fl;
-  int before = sp_count_fds(), after;
+  int before = sp_count_fds();
   (void)s;
   ev = CreateEventW(NULL, TRUE, FALSE, NULL);
   assert_non_null(ev);
@@ -1116,9 +1091,7 @@ static void forged_record_data(void **s) {
   assert_true(GetHandleInformation(ev, &fl));
   peer_close(&p);
   CloseHandle(ev);
-  after = sp_count_fds();
-  report("forged record naming an event, DATA", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("forged record naming an event, DATA", 1, before);
 }
 
 /* In a DISCARD frame: the library must not close the event. */
@@ -1128,7 +1101,7 @@ static void forged_record_discard(void **s) {
   HANDLE ev;
   DWORD fl;
   hdr_t h;
-  int before = sp_count_fds(), after;
+  int before = sp_count_fds();
   (void)s;
   ev = CreateEventW(NULL, TRUE, FALSE, NULL);
   assert_non_null(ev);
@@ -1144,9 +1117,7 @@ static void forged_record_discard(void **s) {
   assert_true(GetHandleInformation(ev, &fl));
   peer_close(&p);
   CloseHandle(ev);
-  after = sp_count_fds();
-  report("forged record naming an event, DISCARD", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("forged record naming an event, DISCARD", 1, before);
 }
 
 /* ---- More records than the room given ---- */
@@ -1158,7 +1129,7 @@ static void more_records_than_room(void **s) {
   sockpass_sock_t mine[3], got[1] = {NOT_SET};
   char buf[16];
   size_t n = 1, len = sizeof buf;
-  int i, before = sp_count_fds(), after;
+  int i, before = sp_count_fds();
   (void)s;
   peer_open(&p);
   for (i = 0; i < 3; i++)
@@ -1172,9 +1143,7 @@ static void more_records_than_room(void **s) {
   peer_close(&p);
   for (i = 0; i < 3; i++)
     closesocket(mine[i]);
-  after = sp_count_fds();
-  report("3 records for a room of 1", 1, before, after);
-  assert_int_equal(after, before);
+  expect_handles("3 records for a room of 1", 1, before);
 }
 
 static const sp_role_t roles[] = {
