@@ -20,4 +20,8 @@
 size_t sp__cmsg_fds(const struct msghdr *msg, int *fds, size_t cap, size_t *lost,
                     size_t *other);
 
+/* 0 when fd is an open socket, SOCKPASS_ENOTSOCK for another kind of
+ * descriptor, or the fstat error (SOCKPASS_EBADF for a closed one). */
+int sp__is_sock(int fd);
+
 #endif

@@ -1,6 +1,7 @@
 /* POSIX sockets that arrived by any route, and OS error translation. */
 #include "sockpass_config.h"
 #include "platform.h"
+#include "posix.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,13 +10,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int sp__adopt(sockpass_sock_t raw, sockpass_sock_t *sock) {
+int sp__is_sock(int fd) {
   struct stat st;
-  int fl;
-  if (fstat(raw, &st) < 0)
+  if (fstat(fd, &st) < 0)
     return sp__translate(errno);
-  if (!S_ISSOCK(st.st_mode))
-    return SOCKPASS_ENOTSOCK;
+  return S_ISSOCK(st.st_mode) ? 0 : SOCKPASS_ENOTSOCK;
+}
+
+int sp__adopt(sockpass_sock_t raw, sockpass_sock_t *sock) {
+  int fl, rc;
+  if ((rc = sp__is_sock(raw)) < 0)
+    return rc;
   if ((fl = fcntl(raw, F_GETFD)) < 0)
     return sp__translate(errno);
   if (!(fl & FD_CLOEXEC) && fcntl(raw, F_SETFD, fl | FD_CLOEXEC) < 0)

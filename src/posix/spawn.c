@@ -3,6 +3,7 @@
  * LISTEN_FDS protocol). See docs/inherit.md. */
 #include "sockpass_config.h"
 #include "platform.h"
+#include "posix.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,13 +44,6 @@ static int sp_is_var(const char *entry) {
       return 1;
   }
   return 0;
-}
-
-static int sp_check_sock(int fd) {
-  struct stat st;
-  if (fstat(fd, &st) < 0)
-    return sp__translate(errno);
-  return S_ISSOCK(st.st_mode) ? 0 : SOCKPASS_ENOTSOCK;
 }
 
 /* The program to run: file itself when it names a directory, else the first
@@ -259,9 +253,9 @@ int sp__spawn(const char *file, const char *const *argv, const sockpass_spawn_op
 
   memset(&env, 0, sizeof env);
   for (i = 0; i < o->nsocks; i++)
-    if ((rc = sp_check_sock(o->socks[i])) < 0)
+    if ((rc = sp__is_sock(o->socks[i])) < 0)
       return rc;
-  if (o->stdio != SOCKPASS_INVALID_SOCK && (rc = sp_check_sock(o->stdio)) < 0)
+  if (o->stdio != SOCKPASS_INVALID_SOCK && (rc = sp__is_sock(o->stdio)) < 0)
     return rc;
   if ((rc = sp_resolve(file, &path)) < 0)
     return rc;
@@ -439,10 +433,8 @@ void sp__inherited_read(sp_inherit_t *st) {
       st->err = SOCKPASS_EPROTO;
       goto done;
     }
-    if (sp_check_sock((int)chan) == 0) {
-      fcntl((int)chan, F_SETFD, FD_CLOEXEC);
-      st->chan = (int)chan;
-    }
+    if (sp__adopt((int)chan, &st->chan) < 0)
+      st->chan = -1; /* not a socket: no channel to hand over */
   }
   st->names = val[2];
   val[2] = NULL;
