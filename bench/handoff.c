@@ -18,6 +18,46 @@
  * one WriteFile on a pipe against sockpass, throughput and latency only; see
  * the _WIN32 part below.
  */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POOL 64 /* sockets the sender hands out, the same ones every time */
+#define MAX_ROUNDS 201
+#define MAX_K 64
+
+/* ---- Shared by both parts: medians and the --variants list ---- */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(const double *v, int n) {
+  double t[MAX_ROUNDS];
+  memcpy(t, v, (size_t)n * sizeof *t);
+  qsort(t, (size_t)n, sizeof *t, cmp_double);
+  return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Is w one of the comma-separated words of list? */
+static int has_word(const char *list, const char *w) {
+  size_t n = strlen(w);
+  const char *p = list;
+  while ((p = strstr(p, w)) != NULL) {
+    if ((p == list || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+      return 1;
+    p += n;
+  }
+  return 0;
+}
+
 #ifdef _WIN32
 /* Windows (measured under Wine): the parent sends, a child started from this
  * same executable (no fork) receives and closes every socket. raw is the
@@ -32,14 +72,7 @@
 #include <winsock2.h>
 #include <windows.h>
 
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#define POOL 64
-#define MAX_ROUNDS 201
-#define MAX_K 64
 #define REC ((size_t)sizeof(WSAPROTOCOL_INFOW))
 #define RAW_MAX (1 + MAX_K * REC)
 #define ANS_LEN 9 /* 'a' and 8 bytes, the size of the POSIX answer */
@@ -85,18 +118,6 @@ static void choose_cpus(void) {
     }
   if (n < 2)
     g_cpu_send = g_cpu_recv = -1;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n) {
-  double t[MAX_ROUNDS];
-  memcpy(t, v, (size_t)n * sizeof *t);
-  qsort(t, (size_t)n, sizeof *t, cmp_double);
-  return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
 static SOCKET g_pool[POOL];
@@ -428,11 +449,6 @@ static void throughput(void) {
   printf("  libuv: not built for Windows here (no baseline)\n\n");
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
 static void latency(void) {
   enum { PER_ROUND = 500 };
   static uint64_t samples[NV][MAX_ROUNDS * PER_ROUND];
@@ -504,17 +520,6 @@ static void usage(void) {
           "                     [--socks 1,16,64] [--variants raw,sockpass] [--no-pin]\n"
           "       bench_handoff --mode send|pingpong --variants NAME [--socks K] [--msgs N]\n");
   exit(2);
-}
-
-static int has_word(const char *list, const char *w) {
-  size_t n = strlen(w);
-  const char *p = list;
-  while ((p = strstr(p, w)) != NULL) {
-    if ((p == list || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
-      return 1;
-    p += n;
-  }
-  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -601,10 +606,6 @@ int main(int argc, char **argv) {
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -618,9 +619,6 @@ int main(int argc, char **argv) {
 #include <uv.h>
 #endif
 
-#define POOL 64       /* sockets the sender hands out, the same ones every time */
-#define MAX_ROUNDS 201
-#define MAX_K 64
 
 /* ---- Allocation counter: this executable's malloc wraps glibc's ---- */
 
@@ -707,18 +705,6 @@ static void choose_cpus(void) {
     }
   if (n < 2)
     g_cpu_send = g_cpu_recv = -1; /* one CPU: pinning both to it would serialize */
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n) {
-  double t[MAX_ROUNDS];
-  memcpy(t, v, (size_t)n * sizeof *t);
-  qsort(t, (size_t)n, sizeof *t, cmp_double);
-  return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
 static int g_pool[POOL];
@@ -1384,11 +1370,6 @@ static void throughput(void) {
 
 /* ---- Latency: one socket out, a one-byte answer back ---- */
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
 static void latency(void) {
   enum { PER_ROUND = 2000 };
   static uint64_t samples[NV][MAX_ROUNDS * PER_ROUND];
@@ -1607,17 +1588,6 @@ static void usage(void) {
           "       bench_handoff --mode send|pingpong --variants NAME [--socks K] [--msgs N]\n"
           "         (one variant alone: N messages, or N round trips; for strace -c -f)\n");
   exit(2);
-}
-
-static int has_word(const char *list, const char *w) {
-  size_t n = strlen(w);
-  const char *p = list;
-  while ((p = strstr(p, w)) != NULL) {
-    if ((p == list || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
-      return 1;
-    p += n;
-  }
-  return 0;
 }
 
 int main(int argc, char **argv) {
