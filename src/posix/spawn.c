@@ -109,7 +109,7 @@ static void sp_env_free(sp_env_t *e) {
   free(e->chanvar);
 }
 
-static char *sp_strcat3(const char *a, const char *b) {
+static char *sp_concat(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
   char *s = malloc(la + lb + 1);
   if (s != NULL) {
@@ -135,20 +135,20 @@ static int sp_env_build(sp_env_t *e, size_t nsocks, const char *names, int chan_
     return 0;
   snprintf(num, sizeof num, "%zu", nsocks);
   e->pidvar = calloc(1, sizeof "LISTEN_PID=" + 24);
-  e->fdsvar = sp_strcat3("LISTEN_FDS=", num);
+  e->fdsvar = sp_concat("LISTEN_FDS=", num);
   if (e->pidvar == NULL || e->fdsvar == NULL)
     return SOCKPASS_ENOMEM;
   memcpy(e->pidvar, "LISTEN_PID=", sizeof "LISTEN_PID=");
   e->envp[k++] = e->pidvar;
   e->envp[k++] = e->fdsvar;
   if (names != NULL) {
-    if ((e->namesvar = sp_strcat3("LISTEN_FDNAMES=", names)) == NULL)
+    if ((e->namesvar = sp_concat("LISTEN_FDNAMES=", names)) == NULL)
       return SOCKPASS_ENOMEM;
     e->envp[k++] = e->namesvar;
   }
   if (chan_fd >= 0) {
     snprintf(num, sizeof num, "%d", chan_fd);
-    if ((e->chanvar = sp_strcat3("SOCKPASS_CHANNEL=", num)) == NULL)
+    if ((e->chanvar = sp_concat("SOCKPASS_CHANNEL=", num)) == NULL)
       return SOCKPASS_ENOMEM;
     e->envp[k++] = e->chanvar;
   }
