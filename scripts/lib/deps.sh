@@ -6,6 +6,7 @@
 #
 #   . scripts/lib/deps.sh
 #   sp_cmocka_mingw /opt/sockpass-deps/mingw64    # static CMocka for Win64
+#   sp_libuv_mingw  /opt/sockpass-deps/mingw64-libuv  # static libuv (bench)
 #   sp_wine_prefix  /opt/sockpass-deps/wine64     # exports WINEPREFIX & co.
 #   cmake -S . -B build-win -G Ninja \
 #     -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-mingw-w64-x86_64.cmake \
@@ -19,13 +20,16 @@
 #                          with the repo's mingw toolchain file, into PREFIX:
 #                          include/cmocka.h, lib/libcmocka-static.a (+ symlink
 #                          libcmocka.a), lib/cmake/cmocka/cmocka-config.cmake
+#   sp_libuv_mingw PREFIX  static libuv from Debian's source package (libuv1),
+#                          same way, into PREFIX: include/uv.h, lib/libuv_a.a
 #   sp_wine_prefix DIR     ready 64-bit WINEPREFIX; exports WINEPREFIX,
 #                          WINEARCH, WINEDEBUG, WINEDLLOVERRIDES
 #   sp_wine_keepalive / sp_wine_stop   optional: keep one wineserver running
 #                          across a ctest run (much faster per test)
-# Each function installs the Debian packages it needs.  sp_cmocka_mingw adds
-# deb-src entries, which needs an apt-get update of its own; calling it before
-# other sp_apt_install calls lets a fresh machine get away with one update.
+# Each function installs the Debian packages it needs.  sp_cmocka_mingw and
+# sp_libuv_mingw add deb-src entries, which needs an apt-get update of its own;
+# calling one of them before other sp_apt_install calls lets a fresh machine
+# get away with one update.
 #
 # Safe under `set -euo pipefail`; never changes the caller's shell options or
 # working directory.  Progress goes to stderr as short "deps: ..." lines; the
@@ -34,9 +38,9 @@
 #
 # Knobs (environment):
 #   SP_DEPS_LOG_DIR   where step logs go (default: ${TMPDIR:-/tmp}/sockpass-deps-logs)
-#   SP_DEPS_CACHE     download/build cache for sp_cmocka_mingw
+#   SP_DEPS_CACHE     download/build cache for sp_cmocka_mingw / sp_libuv_mingw
 #                     (default: <parent of PREFIX>/.sockpass-deps-cache)
-#   SP_TOOLCHAIN_FILE toolchain used to cross-compile CMocka
+#   SP_TOOLCHAIN_FILE toolchain used to cross-compile CMocka and libuv
 #                     (default: <repo>/cmake/toolchain-mingw-w64-x86_64.cmake)
 #   SP_WINEDEBUG      WINEDEBUG exported by sp_wine_prefix (default: -all)
 
@@ -259,11 +263,52 @@ $content"
   _SP_DEBSRC_CHANGED=1
 }
 
-# File name of the .dsc `apt-get source cmocka` would fetch (empty if none).
-_sp_cmocka_dsc() {
+# File name of the .dsc `apt-get source PKG` would fetch (empty if none).
+_sp_src_dsc() {
   local uris
-  uris="$(apt-get source --only-source --print-uris cmocka 2>/dev/null)" || uris=
+  uris="$(apt-get source --only-source --print-uris "$1" 2>/dev/null)" || uris=
   awk '$2 ~ /\.dsc$/ && dsc == "" { dsc = $2 } END { print dsc }' <<<"$uris"
+}
+
+# _sp_src_unpack PKG CACHE : fetch Debian's source package PKG (apt verifies it
+# against the signed Sources index) into CACHE/src and unpack it, patches
+# applied, into a fresh CACHE/PKG-VERSION.  Installs what building it with
+# cmake and the mingw-w64 compiler needs, adding deb-src entries first so that
+# a single `apt-get update` can serve both.  Sets _SP_SRC_DIR and
+# _SP_SRC_VERSION (Debian version, e.g. 1.44.2-1+deb12u1).
+_sp_src_unpack() {
+  local pkg=$1 cache=$2 dsc showsrc
+  _SP_SRC_DIR='' _SP_SRC_VERSION=''
+  if [[ ! -f "$SP_TOOLCHAIN_FILE" ]]; then
+    _sp_err "toolchain file not found: $SP_TOOLCHAIN_FILE"
+    return 1
+  fi
+  _sp_debsrc_ensure || return 1
+  ((_SP_DEBSRC_CHANGED)) && _SP_APT_UPDATED=0
+  sp_apt_install dpkg-dev cmake ninja-build gcc-mingw-w64-x86-64 || return 1
+  # (No `cmd | grep -q` / `| head` here: under pipefail an early-exiting reader
+  # turns the writer's SIGPIPE into a failure.)
+  showsrc="$(apt-cache showsrc --only-source "$pkg" 2>/dev/null)" || showsrc=
+  if ((_SP_DEBSRC_CHANGED)) || [[ "$showsrc" != *Package:* ]]; then
+    _sp_apt_update || return 1
+  fi
+  mkdir -p -- "$cache/src" || return 1
+  dsc="$(_sp_src_dsc "$pkg")"
+  if [[ -z "$dsc" ]] && ((!_SP_APT_UPDATED)); then
+    _sp_apt_update force || return 1
+    dsc="$(_sp_src_dsc "$pkg")"
+  fi
+  if [[ -z "$dsc" ]]; then
+    _sp_err "apt knows no source package '$pkg' (deb-src entries missing?)"
+    return 1
+  fi
+  _SP_SRC_VERSION="${dsc#"${pkg}"_}"
+  _SP_SRC_VERSION="${_SP_SRC_VERSION%.dsc}"
+  _sp_say "fetching $pkg $_SP_SRC_VERSION source"
+  _sp_run "$pkg-source" env -C "$cache/src" apt-get -q -y source --only-source --download-only "$pkg" || return 1
+  _SP_SRC_DIR="$cache/$pkg-$_SP_SRC_VERSION"
+  rm -rf -- "$_SP_SRC_DIR" || return 1
+  _sp_run "$pkg-unpack" env -C "$cache/src" dpkg-source -x "$dsc" "$_SP_SRC_DIR" || return 1
 }
 
 # sp_cmocka_mingw PREFIX : build CMocka from Debian's source package as a static
@@ -275,7 +320,7 @@ sp_cmocka_mingw() {
     _sp_err "usage: sp_cmocka_mingw PREFIX"
     return 2
   fi
-  local prefix stamp cache dsc version srcdir builddir
+  local prefix stamp cache version srcdir builddir
   prefix="$(realpath -m -- "$1")" || return 1
   stamp="$prefix/share/sockpass-deps/cmocka.stamp"
   if [[ -f "$stamp" && -f "$prefix/include/cmocka.h" ]] &&
@@ -283,44 +328,12 @@ sp_cmocka_mingw() {
     _sp_say "cmocka (mingw) ready in $prefix: $(head -n1 -- "$stamp")"
     return 0
   fi
-  if [[ ! -f "$SP_TOOLCHAIN_FILE" ]]; then
-    _sp_err "toolchain file not found: $SP_TOOLCHAIN_FILE"
-    return 1
-  fi
   cache="$(realpath -m -- "${SP_DEPS_CACHE:-$(dirname -- "$prefix")/.sockpass-deps-cache}")" || return 1
-
-  # Sources first, so that a single `apt-get update` can serve both the
-  # package installation and `apt-get source`.
-  _sp_debsrc_ensure || return 1
-  ((_SP_DEBSRC_CHANGED)) && _SP_APT_UPDATED=0
-  sp_apt_install dpkg-dev cmake ninja-build gcc-mingw-w64-x86-64 || return 1
-  # (No `cmd | grep -q` / `| head` here: under pipefail an early-exiting reader
-  # turns the writer's SIGPIPE into a failure.)
-  local showsrc
-  showsrc="$(apt-cache showsrc --only-source cmocka 2>/dev/null)" || showsrc=
-  if ((_SP_DEBSRC_CHANGED)) || [[ "$showsrc" != *Package:* ]]; then
-    _sp_apt_update || return 1
-  fi
-
-  # Fetch the source package (apt verifies it against the signed Sources index).
-  mkdir -p -- "$cache/src" || return 1
-  dsc="$(_sp_cmocka_dsc)"
-  if [[ -z "$dsc" ]] && ((!_SP_APT_UPDATED)); then
-    _sp_apt_update force || return 1
-    dsc="$(_sp_cmocka_dsc)"
-  fi
-  if [[ -z "$dsc" ]]; then
-    _sp_err "apt knows no source package 'cmocka' (deb-src entries missing?)"
-    return 1
-  fi
-  version="${dsc#cmocka_}"
-  version="${version%.dsc}"
-  _sp_say "fetching cmocka $version source"
-  _sp_run cmocka-source env -C "$cache/src" apt-get -q -y source --only-source --download-only cmocka || return 1
-  srcdir="$cache/cmocka-$version"
+  _sp_src_unpack cmocka "$cache" || return 1
+  version=$_SP_SRC_VERSION
+  srcdir=$_SP_SRC_DIR
   builddir="$cache/build-cmocka-$version-mingw64"
-  rm -rf -- "$srcdir" "$builddir" || return 1
-  _sp_run cmocka-unpack env -C "$cache/src" dpkg-source -x "$dsc" "$srcdir" || return 1
+  rm -rf -- "$builddir" || return 1
 
   _sp_say "building cmocka $version (static, x86_64-w64-mingw32)"
   _sp_run cmocka-configure cmake -S "$srcdir" -B "$builddir" -G Ninja \
@@ -373,6 +386,61 @@ EOF_CFG
       "$(x86_64-w64-mingw32-gcc -dumpversion 2>/dev/null || echo unknown)" \
       "$SP_TOOLCHAIN_FILE" >"$stamp" || return 1
   _sp_say "cmocka $version installed in $prefix"
+}
+
+# sp_libuv_mingw PREFIX : build libuv from Debian's source package (libuv1) as
+# a static library for x86_64-w64-mingw32 and install it into PREFIX:
+# PREFIX/include/uv.h (+ include/uv/), PREFIX/lib/libuv_a.a.  Only the static
+# library is built and installed (no uv.dll, no tests).  A program linking it
+# also needs -lpsapi -luser32 -ladvapi32 -liphlpapi -luserenv -lws2_32
+# (listed in PREFIX/share/sockpass-deps/libuv.stamp).  Returns at once if
+# PREFIX already has it (that stamp file).
+sp_libuv_mingw() {
+  if (($# != 1)) || [[ -z "$1" ]]; then
+    _sp_err "usage: sp_libuv_mingw PREFIX"
+    return 2
+  fi
+  local prefix stamp cache version srcdir builddir
+  prefix="$(realpath -m -- "$1")" || return 1
+  stamp="$prefix/share/sockpass-deps/libuv.stamp"
+  if [[ -f "$stamp" && -f "$prefix/include/uv.h" && -f "$prefix/lib/libuv_a.a" ]]; then
+    _sp_say "libuv (mingw) ready in $prefix: $(head -n1 -- "$stamp")"
+    return 0
+  fi
+  cache="$(realpath -m -- "${SP_DEPS_CACHE:-$(dirname -- "$prefix")/.sockpass-deps-cache}")" || return 1
+  _sp_src_unpack libuv1 "$cache" || return 1
+  version=$_SP_SRC_VERSION
+  srcdir=$_SP_SRC_DIR
+  builddir="$cache/build-libuv1-$version-mingw64"
+  rm -rf -- "$builddir" || return 1
+
+  _sp_say "building libuv $version (static, x86_64-w64-mingw32)"
+  _sp_run libuv-configure cmake -S "$srcdir" -B "$builddir" -G Ninja \
+    -DCMAKE_TOOLCHAIN_FILE="$SP_TOOLCHAIN_FILE" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_INSTALL_PREFIX="$prefix" \
+    -DBUILD_TESTING=OFF \
+    -DLIBUV_BUILD_TESTS=OFF \
+    -DLIBUV_BUILD_BENCH=OFF || return 1
+  # Its CMakeLists always defines the shared library too: build the static
+  # target alone and copy it with the headers, so that nothing in PREFIX can
+  # make a program depend on uv.dll at run time.
+  _sp_run libuv-build cmake --build "$builddir" --target uv_a || return 1
+  if [[ ! -f "$srcdir/include/uv.h" || ! -f "$builddir/libuv_a.a" ]]; then
+    _sp_err "libuv build did not produce include/uv.h and libuv_a.a"
+    return 1
+  fi
+  rm -f -- "$stamp" || return 1
+  rm -rf -- "$prefix/include/uv" || return 1
+  mkdir -p -- "$prefix/include" "$prefix/lib" || return 1
+  cp -f -- "$srcdir/include/uv.h" "$prefix/include/" &&
+    cp -Rf -- "$srcdir/include/uv" "$prefix/include/" &&
+    cp -f -- "$builddir/libuv_a.a" "$prefix/lib/" || return 1
+  mkdir -p -- "${stamp%/*}" &&
+    printf 'libuv %s\ncompiler %s\ntoolchain %s\nlibs psapi user32 advapi32 iphlpapi userenv ws2_32\n' \
+      "$version" "$(x86_64-w64-mingw32-gcc -dumpversion 2>/dev/null || echo unknown)" \
+      "$SP_TOOLCHAIN_FILE" >"$stamp" || return 1
+  _sp_say "libuv $version installed in $prefix"
 }
 
 # sp_wine_prefix DIR : make DIR a ready 64-bit WINEPREFIX for unattended runs
