@@ -366,6 +366,54 @@ static void cancel_blocked_recv(void **s) {
   sockpass_close(b);
 }
 
+/* An end that has just sent expects its next receive to wait and polls
+ * first; that must not change what a receive returns. A queued message
+ * still arrives on a cancelled channel, a receive that would wait is
+ * cancelled, and a timeout still runs out whole. */
+static void recv_after_send(void **s) {
+  sockpass_chan_t *a, *b;
+  char buf[8];
+  size_t n, len;
+  assert_sp(sockpass_pair(&a, &b), 0);
+  assert_sp(sockpass_send(b, NULL, 0, "ping", 4), 0);
+  assert_sp(sockpass_send(a, NULL, 0, "queued", 6), 0);
+  assert_sp(sockpass_cancel(b), 0);
+  n = 0;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(b, NULL, &n, buf, &len), 0);
+  assert_true(len == 6 && memcmp(buf, "queued", 6) == 0);
+  n = 0;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(b, NULL, &n, buf, &len), SOCKPASS_ECANCELED);
+  assert_sp(sockpass_cancel_clear(b), 0);
+  assert_sp(sockpass_set_timeout(b, 30), 0);
+  assert_sp(sockpass_send(b, NULL, 0, "x", 1), 0);
+  n = 0;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(b, NULL, &n, buf, &len), SOCKPASS_ETIMEDOUT);
+  assert_sp(sockpass_send(b, NULL, 0, "y", 1), 0);
+  assert_sp(sockpass_send(a, NULL, 0, "z", 1), 0);
+  n = 0;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(b, NULL, &n, buf, &len), 0);
+  assert_true(len == 1 && buf[0] == 'z');
+  assert_sp(sockpass_set_timeout(a, 10000), 0);
+  n = 0;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(a, NULL, &n, buf, &len), 0);
+  assert_true(len == 4 && memcmp(buf, "ping", 4) == 0);
+  n = 0;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(a, NULL, &n, buf, &len), 0);
+  assert_true(len == 1 && buf[0] == 'x');
+  n = 0;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(a, NULL, &n, buf, &len), 0);
+  assert_true(len == 1 && buf[0] == 'y');
+  sockpass_close(a);
+  sockpass_close(b);
+}
+
 /* ---- Several threads sending on one channel: whole messages only. ---- */
 
 #define SP_MT_THREADS 4
@@ -523,6 +571,7 @@ int main(int argc, char **argv) {
       SP_TEST(timeout_threads),  SP_TEST(timeout_process),
       SP_TEST(peer_threads),     SP_TEST(peer_process),
       SP_TEST(cancel_blocked_recv),
+      SP_TEST(recv_after_send),
       SP_TEST(threads_share_channel),
       SP_TEST(named_endpoint),   SP_TEST(accept_timeout),
   };

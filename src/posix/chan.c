@@ -45,6 +45,12 @@ struct sockpass_chan {
   int listener; /* made by sp__listen */
   int timeout_ms;
   int cancelled;
+  /* Set when the next receive will most likely have to wait: this end sent
+   * since its last receive (a request now waits for its answer), or its
+   * last receive found nothing queued. sp__recv then polls before its first
+   * recvmsg instead of after it. A hint only: a wrong guess costs one poll
+   * that returns at once, a right one saves a recvmsg that fails. */
+  int rx_expect_wait;
   /* Made on first wait or cancel; -1 before. wake_rd is published last with
    * release order, so a thread that sees it also sees wake_wr. */
   int wake_rd, wake_wr;
@@ -577,6 +583,8 @@ int sp__send(sockpass_chan_t *c, const sockpass_sock_t *socks, size_t nsocks, co
     rc = sp_send_rest(c, (const char *)data + n, len - (size_t)n);
   if (stream)
     pthread_mutex_unlock(&c->send_lock);
+  if (rc == 0 && !__atomic_load_n(&c->rx_expect_wait, __ATOMIC_RELAXED))
+    __atomic_store_n(&c->rx_expect_wait, 1, __ATOMIC_RELAXED);
   return rc;
 }
 
@@ -601,6 +609,14 @@ int sp__recv(sockpass_chan_t *c, sockpass_sock_t *socks, size_t *nsocks, void *b
     return SOCKPASS_EINVAL;
   if (c->type == SOCK_STREAM && *len == 0)
     return SOCKPASS_EINVAL; /* a stream returns descriptors only with bytes */
+  /* Poll first when the queue is probably empty. Whatever this wait says
+   * (ready, timed out, cancelled, non-blocking) the loop below goes on as
+   * it would without it: a message already queued is still returned, and
+   * the loop's own wait gives the same answer again if none is. */
+  if (__atomic_load_n(&c->rx_expect_wait, __ATOMIC_RELAXED)) {
+    __atomic_store_n(&c->rx_expect_wait, 0, __ATOMIC_RELAXED);
+    (void)sp_wait(c, POLLIN, &d, 1);
+  }
   for (;;) {
     memset(&msg, 0, sizeof msg);
     iov.iov_base = buf;
@@ -616,6 +632,7 @@ int sp__recv(sockpass_chan_t *c, sockpass_sock_t *socks, size_t *nsocks, void *b
       continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
       return sp_errno();
+    __atomic_store_n(&c->rx_expect_wait, 1, __ATOMIC_RELAXED);
     if ((rc = sp_wait(c, POLLIN, &d, 1)) < 0)
       return rc;
   }
