@@ -15,8 +15,8 @@
  * this executable) and memory (per open channel). See docs/performance.md.
  *
  * Windows (run under Wine by scripts/bench): raw is WSADuplicateSocketW and
- * one WriteFile on a pipe against sockpass, throughput and latency only; see
- * the _WIN32 part below.
+ * one WriteFile on a pipe, against sockpass and libuv, throughput and latency
+ * only; see the _WIN32 part below.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -65,17 +65,29 @@ static int has_word(const char *list, const char *w) {
  * WSAPROTOCOL_INFOW records on a message-mode named pipe; the child does one
  * ReadFile, WSASocketW(FROM_PROTOCOL_INFO) and closesocket per socket.
  * sockpass is sockpass_send / sockpass_recv on a sockpass_pair whose other
- * end the child got with sockpass_spawn (opts.chan). Same rounds, rotation,
- * medians and output as the POSIX part. */
+ * end the child got with sockpass_spawn (opts.chan). libuv is uv_write2 on
+ * the IPC pipe uv_spawn gives the child as its fd 3, one socket per write
+ * (see its part). Same rounds, rotation, medians and output as the POSIX
+ * part.
+ *
+ * The sockets handed out are connected loopback TCP sockets (libuv on
+ * Windows sends only connected or bound ones), the same for every variant.
+ * The receiver's answer to an end marker carries how many sockets it took
+ * in since its previous answer; the sender checks that against what it
+ * sent. */
 #include <sockpass.h>
 
 #include <winsock2.h>
 #include <windows.h>
 
+#ifdef SP_BENCH_HAVE_LIBUV
+#include <signal.h>
+#include <uv.h>
+#endif
 
 #define REC ((size_t)sizeof(WSAPROTOCOL_INFOW))
 #define RAW_MAX (1 + MAX_K * REC)
-#define ANS_LEN 9 /* 'a' and 8 bytes, the size of the POSIX answer */
+#define ANS_LEN 9 /* 'a' and the uint64_t count of sockets received */
 
 static void die_win(const char *what) {
   fprintf(stderr, "bench_handoff: %s: error %lu, WSA %d\n", what, (unsigned long)GetLastError(),
@@ -120,20 +132,54 @@ static void choose_cpus(void) {
     g_cpu_send = g_cpu_recv = -1;
 }
 
-static SOCKET g_pool[POOL];
+static SOCKET g_pool[POOL], g_peer[POOL];
 
+static SOCKET tcp_socket(void) {
+  SOCKET s = WSASocketW(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
+                        WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+  if (s == INVALID_SOCKET)
+    die_win("WSASocketW");
+  return s;
+}
+
+/* POOL connected loopback sockets; their peers stay open here. */
 static void make_pool(void) {
-  int i;
-  for (i = 0; i < POOL; i++)
-    if ((g_pool[i] = WSASocketW(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
-                                WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT)) ==
-        INVALID_SOCKET)
-      die_win("WSASocketW");
+  struct sockaddr_in a;
+  int i, len = (int)sizeof a;
+  SOCKET l = tcp_socket();
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(l, (struct sockaddr *)&a, sizeof a) != 0 || listen(l, POOL) != 0 ||
+      getsockname(l, (struct sockaddr *)&a, &len) != 0)
+    die_win("listen");
+  for (i = 0; i < POOL; i++) {
+    g_pool[i] = tcp_socket();
+    if (connect(g_pool[i], (struct sockaddr *)&a, sizeof a) != 0)
+      die_win("connect");
+    if ((g_peer[i] = accept(l, NULL, NULL)) == INVALID_SOCKET)
+      die_win("accept");
+    /* Not for the children: uv_spawn lets every inheritable handle through. */
+    (void)SetHandleInformation((HANDLE)g_peer[i], HANDLE_FLAG_INHERIT, 0);
+  }
+  closesocket(l);
+}
+
+/* The count in an answer against what was sent since the previous one. */
+static void check_count(const char *name, const char *ans, uint64_t want) {
+  uint64_t got;
+  memcpy(&got, ans + 1, sizeof got);
+  if (got != want) {
+    fprintf(stderr, "bench_handoff: %s receiver took in %llu sockets, %llu were sent\n", name,
+            (unsigned long long)got, (unsigned long long)want);
+    exit(1);
+  }
 }
 
 typedef struct variant variant_t;
 struct variant {
   const char *name;
+  int per_write; /* sockets per message it can carry: 0 = any, 1 = one */
   int (*start)(variant_t *v);
   void (*round)(variant_t *v, int k, int n, uint64_t *ns);
   void (*ping)(variant_t *v, uint64_t *ns);
@@ -202,18 +248,20 @@ static void raw_send(variant_t *v, int k, char what) {
     die_win("WriteFile");
 }
 
-static void raw_answer(variant_t *v) {
+static void raw_answer(variant_t *v, uint64_t want) {
   char ans[ANS_LEN];
   DWORD n;
   if (!ReadFile(v->pipe, ans, sizeof ans, &n, NULL) || n != sizeof ans || ans[0] != 'a') {
     fprintf(stderr, "bench_handoff: bad answer from raw receiver\n");
     exit(1);
   }
+  check_count("raw", ans, want);
 }
 
 static int raw_child(const char *name) {
   static unsigned char buf[RAW_MAX];
   DWORD mode = PIPE_READMODE_MESSAGE;
+  uint64_t got = 0;
   HANDLE h = CreateFileA(name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING, 0, NULL);
   if (h == INVALID_HANDLE_VALUE)
     die_win("CreateFileA");
@@ -235,9 +283,12 @@ static int raw_child(const char *name) {
       if (s == INVALID_SOCKET)
         die_win("WSASocketW(FROM_PROTOCOL_INFO)");
       closesocket(s);
+      got++;
     }
     if (buf[0] == 'e') {
       char ans[ANS_LEN] = {'a'};
+      memcpy(ans + 1, &got, sizeof got);
+      got = 0;
       if (!WriteFile(h, ans, sizeof ans, &n, NULL))
         return 1;
     } else if (buf[0] == 'q') {
@@ -269,14 +320,14 @@ static void raw_round(variant_t *v, int k, int n, uint64_t *ns) {
   for (i = 0; i < n; i++)
     raw_send(v, k, 'd');
   raw_send(v, 0, 'e');
-  raw_answer(v);
+  raw_answer(v, (uint64_t)k * (uint64_t)n);
   *ns = now_ns() - t0;
 }
 
 static void raw_ping(variant_t *v, uint64_t *ns) {
   uint64_t t0 = now_ns();
   raw_send(v, 1, 'e');
-  raw_answer(v);
+  raw_answer(v, 1);
   *ns = now_ns() - t0;
 }
 
@@ -292,6 +343,7 @@ static int sp_child(void) {
   sockpass_chan_t *c;
   sockpass_sock_t socks[SOCKPASS_MAX_SOCKS];
   char buf[16];
+  uint64_t got = 0;
   int rc = sockpass_inherited_chan(&c);
   if (rc < 0)
     die_sp("sockpass_inherited_chan", rc);
@@ -304,8 +356,11 @@ static int sp_child(void) {
       die_sp("sockpass_recv", rc);
     for (i = 0; i < ns; i++)
       closesocket(socks[i]);
+    got += ns;
     if (len == 1 && buf[0] == 'e') {
       char ans[ANS_LEN] = {'a'};
+      memcpy(ans + 1, &got, sizeof got);
+      got = 0;
       if ((rc = sockpass_send(c, NULL, 0, ans, sizeof ans)) < 0)
         die_sp("sockpass_send", rc);
     } else if (len == 1 && buf[0] == 'q') {
@@ -316,7 +371,7 @@ static int sp_child(void) {
   return 0;
 }
 
-static void sp_answer(variant_t *v) {
+static void sp_answer(variant_t *v, uint64_t want) {
   char ans[ANS_LEN];
   size_t ns = 0, len = sizeof ans;
   int rc = sockpass_recv(v->chan, NULL, &ns, ans, &len);
@@ -326,6 +381,7 @@ static void sp_answer(variant_t *v) {
     fprintf(stderr, "bench_handoff: bad answer from sockpass receiver\n");
     exit(1);
   }
+  check_count("sockpass", ans, want);
 }
 
 static int sp_start(variant_t *v) {
@@ -346,7 +402,7 @@ static void sp_round(variant_t *v, int k, int n, uint64_t *ns) {
       die_sp("sockpass_send", rc);
   if ((rc = sockpass_send(v->chan, NULL, 0, "e", 1)) < 0)
     die_sp("sockpass_send", rc);
-  sp_answer(v);
+  sp_answer(v, (uint64_t)k * (uint64_t)n);
   *ns = now_ns() - t0;
 }
 
@@ -355,7 +411,7 @@ static void sp_ping(variant_t *v, uint64_t *ns) {
   int rc = sockpass_send(v->chan, g_pool, 1, "e", 1);
   if (rc < 0)
     die_sp("sockpass_send", rc);
-  sp_answer(v);
+  sp_answer(v, 1);
   *ns = now_ns() - t0;
 }
 
@@ -365,11 +421,295 @@ static void sp_stop(variant_t *v) {
   reap(v);
 }
 
-enum { V_RAW, V_SP, NV };
+/* ---- libuv: uv_write2 over an IPC pipe, one handle per write ---- */
+#ifdef SP_BENCH_HAVE_LIBUV
+/* The way libuv does IPC on Windows: uv_spawn creates the pipe as the child's
+ * fd 3 and tells the parent's end the child's pid (uv_write2 duplicates each
+ * socket for it with WSADuplicateSocketW); the child opens it with
+ * uv_pipe_open(pipe, 3). Each uv_write2 carries one TCP handle and the byte
+ * 'd'; the end marker 'e' is a plain uv_write (in latency, 'e' carries the
+ * socket: one write per round trip). 256 writes in flight, as on POSIX. The
+ * receiver uv_accept()s every pending handle into a uv_tcp_t and uv_close()s
+ * it. */
+
+#define UV_WINDOW 256 /* writes in flight */
+
+static uv_loop_t *g_uv_loop;
+static uv_pipe_t g_uv_pipe;
+static uv_process_t g_uv_proc;
+static uv_timer_t g_uv_timer;
+static uv_tcp_t g_uv_pool[POOL];
+static uv_write_t g_uv_reqs[UV_WINDOW];
+static long g_uv_total, g_uv_issued, g_uv_done;
+static int g_uv_k, g_uv_ping, g_uv_answered, g_uv_stopping;
+static char g_uv_ans[ANS_LEN];
+static size_t g_uv_ans_len;
+
+static void uvb_check(int rc, const char *what) {
+  if (rc < 0) {
+    fprintf(stderr, "bench_handoff: %s: %s\n", what, uv_strerror(rc));
+    exit(1);
+  }
+}
+
+static void uvb_alloc_cb(uv_handle_t *h, size_t want, uv_buf_t *buf) {
+  static char space[65536];
+  (void)h;
+  (void)want;
+  *buf = uv_buf_init(space, sizeof space);
+}
+
+static void uvb_free_cb(uv_handle_t *h) { free(h); }
+
+/* Receiver: accept every pending handle and close it; answer 'e' with the
+ * count. */
+static uint64_t g_uv_got;
+
+typedef struct {
+  uv_write_t req;
+  char ans[ANS_LEN];
+} uvb_answer_t;
+
+static void uvb_rx_answered(uv_write_t *req, int status) {
+  if (status != UV_ECANCELED)
+    uvb_check(status, "uv_write");
+  free(req); /* the uvb_answer_t, req is its first member */
+}
+
+static void uvb_rx_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  ssize_t i;
+  while (uv_pipe_pending_count((uv_pipe_t *)s) > 0) {
+    uv_tcp_t *h = malloc(sizeof *h);
+    if (h == NULL)
+      exit(1);
+    uvb_check(uv_tcp_init(g_uv_loop, h), "uv_tcp_init");
+    uvb_check(uv_accept(s, (uv_stream_t *)h), "uv_accept");
+    uv_close((uv_handle_t *)h, uvb_free_cb);
+    g_uv_got++;
+  }
+  if (n < 0) {
+    uv_close((uv_handle_t *)s, NULL);
+    return;
+  }
+  for (i = 0; i < n; i++) {
+    if (buf->base[i] == 'e') {
+      uvb_answer_t *a = malloc(sizeof *a);
+      uv_buf_t b;
+      if (a == NULL)
+        exit(1);
+      a->ans[0] = 'a';
+      memcpy(a->ans + 1, &g_uv_got, sizeof g_uv_got);
+      g_uv_got = 0;
+      b = uv_buf_init(a->ans, sizeof a->ans);
+      uvb_check(uv_write(&a->req, s, &b, 1, uvb_rx_answered), "uv_write");
+    } else if (buf->base[i] == 'q') {
+      uv_close((uv_handle_t *)s, NULL);
+      return;
+    }
+  }
+}
+
+static int uvb_child(void) {
+  g_uv_loop = uv_default_loop();
+  uvb_check(uv_pipe_init(g_uv_loop, &g_uv_pipe, 1), "uv_pipe_init");
+  uvb_check(uv_pipe_open(&g_uv_pipe, 3), "uv_pipe_open(3)");
+  uvb_check(uv_read_start((uv_stream_t *)&g_uv_pipe, uvb_alloc_cb, uvb_rx_read_cb),
+            "uv_read_start");
+  uv_run(g_uv_loop, UV_RUN_DEFAULT);
+  return 0;
+}
+
+/* Sender. */
+static void uvb_maybe_done(void) {
+  if (g_uv_answered && g_uv_done == g_uv_total)
+    uv_stop(g_uv_loop);
+}
+
+static void uvb_issue(uv_write_t *req);
+
+static void uvb_tx_write_cb(uv_write_t *req, int status) {
+  uvb_check(status, "uv_write2");
+  g_uv_done++;
+  if (g_uv_issued < g_uv_total)
+    uvb_issue(req);
+  else
+    uvb_maybe_done();
+}
+
+static void uvb_issue(uv_write_t *req) {
+  static char d = 'd', e = 'e';
+  long i = g_uv_issued++;
+  uv_buf_t b;
+  if (i == g_uv_total - 1 && !g_uv_ping) { /* the end marker */
+    b = uv_buf_init(&e, 1);
+    uvb_check(uv_write(req, (uv_stream_t *)&g_uv_pipe, &b, 1, uvb_tx_write_cb), "uv_write");
+  } else {
+    b = uv_buf_init(g_uv_ping ? &e : &d, 1);
+    uvb_check(uv_write2(req, (uv_stream_t *)&g_uv_pipe, &b, 1,
+                        (uv_stream_t *)&g_uv_pool[i % g_uv_k], uvb_tx_write_cb),
+              "uv_write2");
+  }
+}
+
+static void uvb_tx_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  ssize_t i;
+  (void)s;
+  if (n < 0) {
+    fprintf(stderr, "bench_handoff: libuv receiver went away (%s)\n", uv_strerror((int)n));
+    exit(1);
+  }
+  for (i = 0; i < n; i++) {
+    g_uv_ans[g_uv_ans_len++] = buf->base[i];
+    if (g_uv_ans_len == sizeof g_uv_ans) {
+      if (g_uv_ans[0] != 'a' || g_uv_answered) {
+        fprintf(stderr, "bench_handoff: bad answer from libuv receiver\n");
+        exit(1);
+      }
+      g_uv_ans_len = 0;
+      g_uv_answered = 1;
+      uvb_maybe_done();
+    }
+  }
+}
+
+static void uvb_exit_cb(uv_process_t *p, int64_t status, int sig) {
+  if (!g_uv_stopping) {
+    fprintf(stderr, "bench_handoff: libuv receiver exited early (%lld, signal %d)\n",
+            (long long)status, sig);
+    exit(1);
+  }
+  if (status != 0 || sig != 0)
+    fprintf(stderr, "bench_handoff: libuv receiver exited with %lld (signal %d)\n",
+            (long long)status, sig);
+  uv_close((uv_handle_t *)p, NULL);
+  uv_close((uv_handle_t *)&g_uv_timer, NULL);
+}
+
+static int uvb_start(variant_t *v) {
+  char exe[MAX_PATH], cpu[16];
+  char *args[6];
+  uv_process_options_t o;
+  uv_stdio_container_t stdio[4];
+  DWORD n = GetModuleFileNameA(NULL, exe, sizeof exe);
+  int i;
+  if (n == 0 || n >= sizeof exe)
+    die_win("GetModuleFileNameA");
+  g_uv_loop = uv_default_loop();
+  for (i = 0; i < POOL; i++) { /* libuv's own handles to the pool's sockets */
+    WSAPROTOCOL_INFOW info;
+    SOCKET s;
+    if (WSADuplicateSocketW(g_pool[i], GetCurrentProcessId(), &info) != 0)
+      die_win("WSADuplicateSocketW");
+    s = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info, 0,
+                   WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET)
+      die_win("WSASocketW(FROM_PROTOCOL_INFO)");
+    uvb_check(uv_tcp_init(g_uv_loop, &g_uv_pool[i]), "uv_tcp_init");
+    uvb_check(uv_tcp_open(&g_uv_pool[i], s), "uv_tcp_open");
+  }
+  uvb_check(uv_pipe_init(g_uv_loop, &g_uv_pipe, 1), "uv_pipe_init");
+  snprintf(cpu, sizeof cpu, "%d", g_cpu_recv);
+  args[0] = exe;
+  args[1] = "--child";
+  args[2] = "libuv";
+  args[3] = cpu;
+  args[4] = "-";
+  args[5] = NULL;
+  memset(&o, 0, sizeof o);
+  memset(stdio, 0, sizeof stdio);
+  stdio[0].flags = UV_IGNORE;
+  stdio[1].flags = UV_INHERIT_FD;
+  stdio[1].data.fd = 1;
+  stdio[2].flags = UV_INHERIT_FD;
+  stdio[2].data.fd = 2;
+  stdio[3].flags = (uv_stdio_flags)(UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE);
+  stdio[3].data.stream = (uv_stream_t *)&g_uv_pipe;
+  o.file = exe;
+  o.args = args;
+  o.stdio = stdio;
+  o.stdio_count = 4;
+  o.exit_cb = uvb_exit_cb;
+  fflush(NULL);
+  uvb_check(uv_spawn(g_uv_loop, &g_uv_proc, &o), "uv_spawn");
+  v->pid = (DWORD)g_uv_proc.pid;
+  uvb_check(uv_read_start((uv_stream_t *)&g_uv_pipe, uvb_alloc_cb, uvb_tx_read_cb),
+            "uv_read_start");
+  return 0;
+}
+
+/* `writes` handles, k different sockets in turn, then the end marker; or in
+ * ping, one handle on the end marker. Waits for the answer and checks its
+ * count. */
+static void uvb_send(int k, long writes, int ping) {
+  long i;
+  g_uv_k = k;
+  g_uv_ping = ping;
+  g_uv_total = ping ? 1 : writes + 1;
+  g_uv_issued = g_uv_done = 0;
+  g_uv_answered = 0;
+  for (i = 0; i < UV_WINDOW && g_uv_issued < g_uv_total; i++)
+    uvb_issue(&g_uv_reqs[i]);
+  uv_run(g_uv_loop, UV_RUN_DEFAULT);
+  if (!g_uv_answered || g_uv_done != g_uv_total) {
+    fprintf(stderr, "bench_handoff: libuv loop ended before the round did\n");
+    exit(1);
+  }
+  check_count("libuv", g_uv_ans, (uint64_t)writes);
+}
+
+static void uvb_round(variant_t *v, int k, int n, uint64_t *ns) {
+  uint64_t t0 = now_ns();
+  (void)v;
+  uvb_send(k, (long)k * n, 0); /* k sockets = k writes of one handle each */
+  *ns = now_ns() - t0;
+}
+
+static void uvb_ping(variant_t *v, uint64_t *ns) {
+  uint64_t t0 = now_ns();
+  (void)v;
+  uvb_send(1, 1, 1);
+  *ns = now_ns() - t0;
+}
+
+static void uvb_kill_cb(uv_timer_t *t) {
+  (void)t;
+  fprintf(stderr, "bench_handoff: libuv receiver did not exit, killing it\n");
+  (void)uv_process_kill(&g_uv_proc, SIGKILL);
+}
+
+static void uvb_quit_cb(uv_write_t *req, int status) {
+  (void)req;
+  (void)status;
+  uv_close((uv_handle_t *)&g_uv_pipe, NULL);
+}
+
+static void uvb_stop(variant_t *v) {
+  static char q = 'q';
+  uv_buf_t b = uv_buf_init(&q, 1);
+  int i;
+  (void)v;
+  g_uv_stopping = 1;
+  uv_read_stop((uv_stream_t *)&g_uv_pipe);
+  if (uv_write(&g_uv_reqs[0], (uv_stream_t *)&g_uv_pipe, &b, 1, uvb_quit_cb) < 0)
+    uv_close((uv_handle_t *)&g_uv_pipe, NULL);
+  for (i = 0; i < POOL; i++)
+    uv_close((uv_handle_t *)&g_uv_pool[i], NULL);
+  uvb_check(uv_timer_init(g_uv_loop, &g_uv_timer), "uv_timer_init");
+  uvb_check(uv_timer_start(&g_uv_timer, uvb_kill_cb, 20000, 0), "uv_timer_start");
+  uv_run(g_uv_loop, UV_RUN_DEFAULT); /* until the child exited and all is closed */
+}
+#endif /* SP_BENCH_HAVE_LIBUV */
+
+enum { V_RAW, V_SP, V_UV, NV };
 
 static variant_t g_var[NV] = {
-    {"raw", raw_start, raw_round, raw_ping, raw_stop, NULL, 0, NULL, NULL, 1},
-    {"sockpass", sp_start, sp_round, sp_ping, sp_stop, NULL, 0, NULL, NULL, 1},
+    {"raw", 0, raw_start, raw_round, raw_ping, raw_stop, NULL, 0, NULL, NULL, 1},
+    {"sockpass", 0, sp_start, sp_round, sp_ping, sp_stop, NULL, 0, NULL, NULL, 1},
+#ifdef SP_BENCH_HAVE_LIBUV
+    {"libuv", 1, uvb_start, uvb_round, uvb_ping, uvb_stop, NULL, 0, NULL, NULL, 1},
+#else
+    {"libuv", 1, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0},
+#endif
 };
 
 static int g_rounds = 11;
@@ -430,8 +770,9 @@ static void throughput(void) {
         hi = ratio[r] > hi ? ratio[r] : hi;
       }
       socks_s = median(rate, g_rounds);
-      printf("%-6d %-10s %12.0f %12.0f %10.3f %10.3f  [%.2f .. %.2f]\n", k, g_var[j].name,
-             socks_s / k, socks_s, med, 1.0 / med, lo, hi);
+      printf("%-6d %-10s %12.0f %12.0f %10.3f %10.3f  [%.2f .. %.2f]%s\n", k, g_var[j].name,
+             g_var[j].per_write == 1 ? socks_s : socks_s / k, socks_s, med, 1.0 / med, lo, hi,
+             g_var[j].per_write == 1 && k > 1 ? "  (one socket per write)" : "");
     }
   }
   printf("\nGoals (median of per-round ratios):\n");
@@ -445,8 +786,17 @@ static void throughput(void) {
     printf("  %2d socket%s/message: sockpass time / raw time = %.3f  (goal <= 1.10: %s)\n", k,
            k == 1 ? " " : "s", median(ratio, g_rounds),
            median(ratio, g_rounds) <= 1.10 ? "met" : "NOT met");
+    if (k != 1 || !g_var[V_UV].enabled)
+      continue;
+    for (r = 0; r < g_rounds; r++)
+      ratio[r] = ns_per_sock[ki][V_UV][r] / ns_per_sock[ki][V_SP][r];
+    printf("   1 socket /message: sockpass messages/s / libuv's = %.2f  (goal >= 2: %s)\n",
+           median(ratio, g_rounds), median(ratio, g_rounds) >= 2.0 ? "met" : "NOT met");
   }
-  printf("  libuv: not built for Windows here (no baseline)\n\n");
+#ifndef SP_BENCH_HAVE_LIBUV
+  printf("  libuv: not built for Windows here (no baseline)\n");
+#endif
+  printf("\n");
 }
 
 static void latency(void) {
@@ -503,8 +853,8 @@ static void single(const char *mode) {
   pin(g_cpu_send);
   if (strcmp(mode, "send") == 0) {
     g_var[j].round(&g_var[j], g_ks[0], g_msgs, &ns);
-    printf("%s: %d messages of %d socket(s) in %.1f ms\n", g_var[j].name, g_msgs, g_ks[0],
-           ns / 1e6);
+    printf("%s: %d messages of %d socket(s) in %.1f ms%s\n", g_var[j].name, g_msgs, g_ks[0],
+           ns / 1e6, g_var[j].per_write == 1 && g_ks[0] > 1 ? " (one socket per write)" : "");
   } else {
     t0 = now_ns();
     for (i = 0; i < g_msgs; i++)
@@ -517,7 +867,7 @@ static void single(const char *mode) {
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_handoff [--mode all|throughput|latency] [--rounds N] [--scale X]\n"
-          "                     [--socks 1,16,64] [--variants raw,sockpass] [--no-pin]\n"
+          "                     [--socks 1,16,64] [--variants raw,sockpass,libuv] [--no-pin]\n"
           "       bench_handoff --mode send|pingpong --variants NAME [--socks K] [--msgs N]\n");
   exit(2);
 }
@@ -534,6 +884,10 @@ int main(int argc, char **argv) {
     pin(atoi(argv[3]));
     if (strcmp(argv[2], "raw") == 0)
       return raw_child(argv[4]);
+#ifdef SP_BENCH_HAVE_LIBUV
+    if (strcmp(argv[2], "libuv") == 0)
+      return uvb_child();
+#endif
     return sp_child();
   }
   for (i = 1; i < argc; i++) {
