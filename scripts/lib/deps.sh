@@ -270,15 +270,19 @@ _sp_src_dsc() {
   awk '$2 ~ /\.dsc$/ && dsc == "" { dsc = $2 } END { print dsc }' <<<"$uris"
 }
 
-# _sp_src_unpack PKG CACHE : fetch Debian's source package PKG (apt verifies it
-# against the signed Sources index) into CACHE/src and unpack it, patches
-# applied, into a fresh CACHE/PKG-VERSION.  Installs what building it with
-# cmake and the mingw-w64 compiler needs, adding deb-src entries first so that
-# a single `apt-get update` can serve both.  Sets _SP_SRC_DIR and
-# _SP_SRC_VERSION (Debian version, e.g. 1.44.2-1+deb12u1).
+# _sp_src_unpack PKG PREFIX : fetch Debian's source package PKG (apt verifies
+# it against the signed Sources index) into CACHE/src and unpack it, patches
+# applied, into a fresh CACHE/PKG-VERSION, where CACHE is $SP_DEPS_CACHE or
+# .sockpass-deps-cache beside PREFIX (the install prefix being built for).
+# Installs what building it with cmake and the mingw-w64 compiler needs,
+# adding deb-src entries first so that a single `apt-get update` can serve
+# both.  Sets _SP_SRC_DIR, _SP_SRC_VERSION (Debian version, e.g.
+# 1.44.2-1+deb12u1) and _SP_BUILD_DIR (CACHE/build-PKG-VERSION-mingw64, made
+# empty).
 _sp_src_unpack() {
-  local pkg=$1 cache=$2 dsc showsrc
-  _SP_SRC_DIR='' _SP_SRC_VERSION=''
+  local pkg=$1 cache dsc showsrc
+  _SP_SRC_DIR='' _SP_SRC_VERSION='' _SP_BUILD_DIR=''
+  cache="$(realpath -m -- "${SP_DEPS_CACHE:-$(dirname -- "$2")/.sockpass-deps-cache}")" || return 1
   if [[ ! -f "$SP_TOOLCHAIN_FILE" ]]; then
     _sp_err "toolchain file not found: $SP_TOOLCHAIN_FILE"
     return 1
@@ -309,6 +313,8 @@ _sp_src_unpack() {
   _SP_SRC_DIR="$cache/$pkg-$_SP_SRC_VERSION"
   rm -rf -- "$_SP_SRC_DIR" || return 1
   _sp_run "$pkg-unpack" env -C "$cache/src" dpkg-source -x "$dsc" "$_SP_SRC_DIR" || return 1
+  _SP_BUILD_DIR="$cache/build-$pkg-$_SP_SRC_VERSION-mingw64"
+  rm -rf -- "$_SP_BUILD_DIR" || return 1
 }
 
 # sp_cmocka_mingw PREFIX : build CMocka from Debian's source package as a static
@@ -320,7 +326,7 @@ sp_cmocka_mingw() {
     _sp_err "usage: sp_cmocka_mingw PREFIX"
     return 2
   fi
-  local prefix stamp cache version srcdir builddir
+  local prefix stamp version srcdir builddir
   prefix="$(realpath -m -- "$1")" || return 1
   stamp="$prefix/share/sockpass-deps/cmocka.stamp"
   if [[ -f "$stamp" && -f "$prefix/include/cmocka.h" ]] &&
@@ -328,12 +334,10 @@ sp_cmocka_mingw() {
     _sp_say "cmocka (mingw) ready in $prefix: $(head -n1 -- "$stamp")"
     return 0
   fi
-  cache="$(realpath -m -- "${SP_DEPS_CACHE:-$(dirname -- "$prefix")/.sockpass-deps-cache}")" || return 1
-  _sp_src_unpack cmocka "$cache" || return 1
+  _sp_src_unpack cmocka "$prefix" || return 1
   version=$_SP_SRC_VERSION
   srcdir=$_SP_SRC_DIR
-  builddir="$cache/build-cmocka-$version-mingw64"
-  rm -rf -- "$builddir" || return 1
+  builddir=$_SP_BUILD_DIR
 
   _sp_say "building cmocka $version (static, x86_64-w64-mingw32)"
   _sp_run cmocka-configure cmake -S "$srcdir" -B "$builddir" -G Ninja \
@@ -400,19 +404,17 @@ sp_libuv_mingw() {
     _sp_err "usage: sp_libuv_mingw PREFIX"
     return 2
   fi
-  local prefix stamp cache version srcdir builddir
+  local prefix stamp version srcdir builddir
   prefix="$(realpath -m -- "$1")" || return 1
   stamp="$prefix/share/sockpass-deps/libuv.stamp"
   if [[ -f "$stamp" && -f "$prefix/include/uv.h" && -f "$prefix/lib/libuv_a.a" ]]; then
     _sp_say "libuv (mingw) ready in $prefix: $(head -n1 -- "$stamp")"
     return 0
   fi
-  cache="$(realpath -m -- "${SP_DEPS_CACHE:-$(dirname -- "$prefix")/.sockpass-deps-cache}")" || return 1
-  _sp_src_unpack libuv1 "$cache" || return 1
+  _sp_src_unpack libuv1 "$prefix" || return 1
   version=$_SP_SRC_VERSION
   srcdir=$_SP_SRC_DIR
-  builddir="$cache/build-libuv1-$version-mingw64"
-  rm -rf -- "$builddir" || return 1
+  builddir=$_SP_BUILD_DIR
 
   _sp_say "building libuv $version (static, x86_64-w64-mingw32)"
   _sp_run libuv-configure cmake -S "$srcdir" -B "$builddir" -G Ninja \
