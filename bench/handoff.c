@@ -18,16 +18,28 @@
  * one WriteFile on a pipe, against sockpass and libuv, throughput and latency
  * only; see the _WIN32 part below.
  */
+#include <sockpass.h>
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef SP_BENCH_HAVE_LIBUV
+#include <uv.h>
+#endif
+
 #define POOL 64 /* sockets the sender hands out, the same ones every time */
 #define MAX_ROUNDS 201
 #define MAX_K 64
 
-/* ---- Shared by both parts: medians and the --variants list ---- */
+/* ---- Shared by both parts: errors, medians, the --variants list ---- */
+
+static void die_sp(const char *what, int rc) {
+  fprintf(stderr, "bench_handoff: %s: %s\n", what, sockpass_strerror(rc));
+  exit(1);
+}
+
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -58,6 +70,26 @@ static int has_word(const char *list, const char *w) {
   return 0;
 }
 
+#ifdef SP_BENCH_HAVE_LIBUV
+/* libuv: stop on an error; one static buffer for every read; free a handle
+ * closed by uv_close. */
+static void uvb_check(int rc, const char *what) {
+  if (rc < 0) {
+    fprintf(stderr, "bench_handoff: %s: %s\n", what, uv_strerror(rc));
+    exit(1);
+  }
+}
+
+static void uvb_alloc_cb(uv_handle_t *h, size_t want, uv_buf_t *buf) {
+  static char space[65536];
+  (void)h;
+  (void)want;
+  *buf = uv_buf_init(space, sizeof space);
+}
+
+static void uvb_free_cb(uv_handle_t *h) { free(h); }
+#endif
+
 #ifdef _WIN32
 /* Windows (measured under Wine): the parent sends, a child started from this
  * same executable (no fork) receives and closes every socket. raw is the
@@ -75,14 +107,11 @@ static int has_word(const char *list, const char *w) {
  * The receiver's answer to an end marker carries how many sockets it took
  * in since its previous answer; the sender checks that against what it
  * sent. */
-#include <sockpass.h>
-
 #include <winsock2.h>
 #include <windows.h>
 
 #ifdef SP_BENCH_HAVE_LIBUV
 #include <signal.h>
-#include <uv.h>
 #endif
 
 #define REC ((size_t)sizeof(WSAPROTOCOL_INFOW))
@@ -92,11 +121,6 @@ static int has_word(const char *list, const char *w) {
 static void die_win(const char *what) {
   fprintf(stderr, "bench_handoff: %s: error %lu, WSA %d\n", what, (unsigned long)GetLastError(),
           WSAGetLastError());
-  exit(1);
-}
-
-static void die_sp(const char *what, int rc) {
-  fprintf(stderr, "bench_handoff: %s: %s\n", what, sockpass_strerror(rc));
   exit(1);
 }
 
@@ -444,22 +468,6 @@ static long g_uv_total, g_uv_issued, g_uv_done;
 static int g_uv_k, g_uv_ping, g_uv_answered, g_uv_stopping;
 static char g_uv_ans[ANS_LEN];
 static size_t g_uv_ans_len;
-
-static void uvb_check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "bench_handoff: %s: %s\n", what, uv_strerror(rc));
-    exit(1);
-  }
-}
-
-static void uvb_alloc_cb(uv_handle_t *h, size_t want, uv_buf_t *buf) {
-  static char space[65536];
-  (void)h;
-  (void)want;
-  *buf = uv_buf_init(space, sizeof space);
-}
-
-static void uvb_free_cb(uv_handle_t *h) { free(h); }
 
 /* Receiver: accept every pending handle and close it; answer 'e' with the
  * count. */
@@ -954,8 +962,6 @@ int main(int argc, char **argv) {
 
 #else /* POSIX */
 
-#include <sockpass.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -968,10 +974,6 @@ int main(int argc, char **argv) {
 #include <unistd.h>
 #include <dirent.h>
 #include <netinet/in.h>
-
-#ifdef SP_BENCH_HAVE_LIBUV
-#include <uv.h>
-#endif
 
 
 /* ---- Allocation counter: this executable's malloc wraps glibc's ---- */
@@ -1018,11 +1020,6 @@ static uint64_t allocs_now(void) { return __atomic_load_n(&g_allocs, __ATOMIC_RE
 
 static void die(const char *what) {
   fprintf(stderr, "bench_handoff: %s: %s\n", what, strerror(errno));
-  exit(1);
-}
-
-static void die_sp(const char *what, int rc) {
-  fprintf(stderr, "bench_handoff: %s: %s\n", what, sockpass_strerror(rc));
   exit(1);
 }
 
@@ -1364,22 +1361,6 @@ static uv_write_t g_uv_reqs[UV_WINDOW];
 static long g_uv_total, g_uv_issued, g_uv_done;
 static int g_uv_k;
 static round_t *g_uv_round;
-
-static void uvb_check(int rc, const char *what) {
-  if (rc < 0) {
-    fprintf(stderr, "bench_handoff: %s: %s\n", what, uv_strerror(rc));
-    exit(1);
-  }
-}
-
-static void uvb_alloc_cb(uv_handle_t *h, size_t want, uv_buf_t *buf) {
-  static char space[65536];
-  (void)h;
-  (void)want;
-  *buf = uv_buf_init(space, sizeof space);
-}
-
-static void uvb_free_cb(uv_handle_t *h) { free(h); }
 
 /* Receiver: accept every pending handle and close it; answer 'e'. */
 static void uvb_rx_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
