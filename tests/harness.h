@@ -104,6 +104,10 @@ unsigned short sp_sock_port(sockpass_sock_t s);
 int sp_write_all(sockpass_sock_t s, const void *buf, size_t n);
 int sp_read_n(sockpass_sock_t s, void *buf, size_t n); /* 0 when n bytes came */
 void sp_sleep_ms(int ms);
+
+/* Little-endian 32-bit values in raw bytes (message contents, frames). */
+void sp_put32(unsigned char *p, uint32_t v);
+uint32_t sp_get32(const unsigned char *p);
 #ifndef _WIN32
 /* A plain recvmsg, read the way a peer that is not sockpass reads: returns
  * the byte count (-1 on error); the descriptors of every SCM_RIGHTS go to

@@ -28,22 +28,11 @@ static unsigned char msg_byte(uint32_t sender, uint32_t seq, size_t i) {
   return (unsigned char)((sender * 31u + seq * 17u + (uint32_t)i * 5u) & 0xffu);
 }
 
-static void put32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)v;
-  p[1] = (unsigned char)(v >> 8);
-  p[2] = (unsigned char)(v >> 16);
-  p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t get32(const unsigned char *p) {
-  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
 static size_t msg_make(unsigned char *buf, uint32_t sender, uint32_t seq) {
   size_t len = msg_len(sender, seq), i;
-  put32(buf, sender);
-  put32(buf + 4, seq);
-  put32(buf + 8, (uint32_t)len);
+  sp_put32(buf, sender);
+  sp_put32(buf + 4, seq);
+  sp_put32(buf + 8, (uint32_t)len);
   for (i = MSG_HDR; i < len; i++)
     buf[i] = msg_byte(sender, seq, i);
   return len;
@@ -54,9 +43,9 @@ static int msg_whole(const unsigned char *buf, size_t len, uint32_t *sender, uin
   size_t i;
   if (len < MSG_HDR)
     return 0;
-  *sender = get32(buf);
-  *seq = get32(buf + 4);
-  if (get32(buf + 8) != len || msg_len(*sender, *seq) != len)
+  *sender = sp_get32(buf);
+  *seq = sp_get32(buf + 4);
+  if (sp_get32(buf + 8) != len || msg_len(*sender, *seq) != len)
     return 0;
   for (i = MSG_HDR; i < len; i++)
     if (buf[i] != msg_byte(*sender, *seq, i))

@@ -48,46 +48,35 @@ static void put16(unsigned char *p, uint16_t v) {
   p[1] = (unsigned char)(v >> 8);
 }
 
-static void put32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)v;
-  p[1] = (unsigned char)(v >> 8);
-  p[2] = (unsigned char)(v >> 16);
-  p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t get32(const unsigned char *p) {
-  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
 static uint16_t get16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
 static void hdr_put(unsigned char *b, const hdr_t *h) {
-  put32(b, h->magic);
+  sp_put32(b, h->magic);
   put16(b + 4, h->version);
   put16(b + 6, h->type);
-  put32(b + 8, h->flags);
-  put32(b + 12, h->total);
-  put32(b + 16, h->pid);
-  put32(b + 20, h->nsocks);
-  put32(b + 24, h->rec_size);
-  put32(b + 28, h->payload);
-  put32(b + 32, h->res0);
-  put32(b + 36, h->res1);
+  sp_put32(b + 8, h->flags);
+  sp_put32(b + 12, h->total);
+  sp_put32(b + 16, h->pid);
+  sp_put32(b + 20, h->nsocks);
+  sp_put32(b + 24, h->rec_size);
+  sp_put32(b + 28, h->payload);
+  sp_put32(b + 32, h->res0);
+  sp_put32(b + 36, h->res1);
 }
 
 static hdr_t hdr_get(const unsigned char *b) {
   hdr_t h;
-  h.magic = get32(b);
+  h.magic = sp_get32(b);
   h.version = get16(b + 4);
   h.type = get16(b + 6);
-  h.flags = get32(b + 8);
-  h.total = get32(b + 12);
-  h.pid = get32(b + 16);
-  h.nsocks = get32(b + 20);
-  h.rec_size = get32(b + 24);
-  h.payload = get32(b + 28);
-  h.res0 = get32(b + 32);
-  h.res1 = get32(b + 36);
+  h.flags = sp_get32(b + 8);
+  h.total = sp_get32(b + 12);
+  h.pid = sp_get32(b + 16);
+  h.nsocks = sp_get32(b + 20);
+  h.rec_size = sp_get32(b + 24);
+  h.payload = sp_get32(b + 28);
+  h.res0 = sp_get32(b + 32);
+  h.res1 = sp_get32(b + 36);
   return h;
 }
 
