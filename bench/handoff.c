@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_handoff: what handing sockets to another process costs, against the
  * floor (raw sendmsg/recvmsg with SCM_RIGHTS on SOCK_SEQPACKET) and against
  * libuv's uv_write2 and Python's socket.send_fds, all measured in one run.

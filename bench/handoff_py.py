@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Python baseline for bench_handoff: socket.send_fds / socket.recv_fds.
 
 Both ends are Python: this process forks a receiver that closes every

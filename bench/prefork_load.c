@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_prefork_load: connections per second served by examples/prefork,
  * end to end over loopback, in its two modes:

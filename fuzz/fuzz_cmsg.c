@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for sp__cmsg_fds, the POSIX control-message walker.
  *
  * The input is the control data of one received message, as msg_control with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for sp_frame_decode, the Windows frame decoder (portable C,
  * built and fuzzed natively).
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Write the seed corpus of the fuzz targets into fuzz/corpus/<target>/.
 
 cmsg: control data as Linux x86_64 lays it out (struct cmsghdr is a size_t

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sockpass: pass sockets between processes, the same way on POSIX and Windows.
  *

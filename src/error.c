@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The error table: sockpass_strerror, sockpass_err_name, sockpass_syserr. */
 #include "platform.h"
 

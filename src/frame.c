@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The frame codec (src/frame.h): byte-wise little-endian, no OS headers. */
 #include "frame.h"
 

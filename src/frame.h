@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The frame: sockpass's own wire format, used where the OS cannot carry
  * sockets beside the bytes (Windows named pipes). Portable C with no OS

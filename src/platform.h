@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The backend contract: the functions each OS implements, once in src/posix/
  * and once in src/win/. The portable layer (src/sockpass.c) is the only

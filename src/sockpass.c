@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The portable layer: argument checks, then the backend (src/platform.h). */
 #include "platform.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The portable layer of spawning and of reading what a starter gave:
  * argument checks, names, and the once-per-process state. */
 #include <stdlib.h>

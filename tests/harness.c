@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test harness: roles in threads or re-executed child processes. */
 #include "harness.h"
 

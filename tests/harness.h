@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Test harness shared by every test binary. A scenario has two roles, A and
  * B, that talk over a channel pair. It runs in two shapes:

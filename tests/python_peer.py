@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A plain SCM_RIGHTS peer written with Python's socket.send_fds / recv_fds.
 
 Run by test_python with the descriptor of a SOCK_SEQPACKET channel end as its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Soak: MESSAGES messages (default 1,000,000), each with a freshly made
  * socket, from one process to another over a channel pair. Both sides print
  * their open descriptor count and resident memory after the first message

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Every public function with bad arguments, the error table and the version. */
 #include "harness.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Faults: peers that die mid-message or close while the other end reads,
  * eight senders on one channel, and (POSIX) hostile control messages and
  * another local user at a named endpoint. Every test runs between SP_TEST's

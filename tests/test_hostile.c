@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Hostile peers on Windows. The test owns the raw server end of a named
  * pipe (message mode, overlapped, as src/win/chan.c makes them), lets the
  * library connect to it with sockpass_connect, speaks the HELLO handshake of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* POSIX pitfalls: close-on-exec, EINTR, SIGPIPE, EMFILE, streams and partial
  * writes, any descriptor type, named endpoints on the filesystem, and plain
  * SCM_RIGHTS peers written by hand. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Interoperation with a plain SCM_RIGHTS peer that is not sockpass: Python's
  * socket.send_fds / recv_fds over a SOCK_SEQPACKET socketpair, both ways. */
 #include "harness.h"

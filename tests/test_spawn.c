@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Starting programs with sockets and reading them in the started program:
  * sockpass_spawn, sockpass_proc_*, sockpass_inherited*. The started program
  * is this binary again, run as "--spawned MODE ...". */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Moving sockets over a channel, each scenario between two threads and
  * between two processes. Every socket that arrives is made to carry traffic. */
 #include "harness.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Windows: the parent and child of seed 000, without the dummy socket. The
  * child's first Winsock call is a sockpass call; before it, socket() must
  * fail with WSANOTINITIALISED (proof that nobody initialized Winsock), and

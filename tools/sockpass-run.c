@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sockpass-run: listen on TCP addresses and start a program with them.
  *

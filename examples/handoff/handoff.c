@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handoff: a parent accepts TCP connections on 127.0.0.1 and hands each one,
  * round-robin, to a worker process over a sockpass channel; the worker serves

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hot-restart: replace a running TCP server with a new process without
  * refusing a single connection.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inetd-echo-drive: runs inetd-echo as an inetd-style server and checks it.
  *

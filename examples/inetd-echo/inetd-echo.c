@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inetd-echo: a plain standard-input / standard-output program that serves a
  * TCP connection without knowing it: it copies every byte of stdin to stdout,

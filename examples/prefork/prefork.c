@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * prefork: the classic pre-forked server, built on sockpass_spawn.
  *

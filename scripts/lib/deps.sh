@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # scripts/lib/deps.sh - dependencies of the Windows (mingw-w64 + Wine) test
 # pipeline, installable by script on a fresh Debian machine.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* POSIX channels: AF_UNIX sockets carrying SCM_RIGHTS. One message is one
  * sendmsg: the payload verbatim plus the descriptors, no header of ours. */
 #include "sockpass_config.h"

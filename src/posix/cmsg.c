@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The control-message walker: every byte in msg_control came from the kernel
  * on behalf of a peer, so lengths are checked against the buffer, not trusted. */
 #include "posix.h"

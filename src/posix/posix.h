@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internals shared by the POSIX backend's files (and its fuzz target). */
 #ifndef SOCKPASS_POSIX_H
 #define SOCKPASS_POSIX_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* POSIX sockets that arrived by any route, and OS error translation. */
 #include "sockpass_config.h"
 #include "platform.h"

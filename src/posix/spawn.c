@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* POSIX: start a program with a chosen list of sockets (fork + execve) and,
  * in the started program, read what the starter gave (systemd's
  * LISTEN_FDS protocol). See docs/inherit.md. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Windows channels: named pipes in message mode carrying frames (src/frame.h).
  * docs/protocol.md describes the frame, the HELLO handshake that tells a

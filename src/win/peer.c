@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Windows peer check: who is at the other end of a pipe, by what the OS
  * says (the pipe's client or server process id, that process's token),
  * never by what the peer announced in its HELLO. */

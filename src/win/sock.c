@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Windows: Winsock start-up, sockets that arrive by any route, error codes. */
 #include "win.h"
 

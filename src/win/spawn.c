@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Windows: start a program with a chosen list of sockets (CreateProcessW
  * with PROC_THREAD_ATTRIBUTE_HANDLE_LIST) and, in the started program, read
  * what the starter gave (the SOCKPASS_* variables). See docs/inherit.md. */

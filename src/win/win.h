@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internals shared by the Windows backend's files. */
 #ifndef SOCKPASS_WIN_H
 #define SOCKPASS_WIN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A program built the way a user builds against an installed sockpass. */
 #include <sockpass.h>
 

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Install the build into a scratch prefix, then build a program against it
 # with find_package(sockpass) and with pkg-config, and run both.
 # usage: check.sh BUILD_DIR WORK_DIR

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The program sockpass-run starts in its listen mode, in the tests.
  *   run_child serve CODE NAME...  expects exactly the listeners named, in
  *     order; on each accepts one connection, reads a line and answers

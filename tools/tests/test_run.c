@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Tests of sockpass-run, end to end: this program starts the real tool with
  * its stderr captured, talks to it over loopback TCP and checks its exit

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A program that has never heard of sockets: it writes "pid N" on standard
  * output, then copies standard input to standard output in upper case until
  * end of input. sockpass-run --accept gives it a connection as both.
