@@ -295,9 +295,12 @@ static void spuv_send_work(uv_work_t *w) {
 
 static void spuv_send_after(uv_work_t *w, int status) {
   sockpass_uv_chan_t *c = w->data;
+  spuv_queue_t batch = c->inflight;
   spuv_send_t *r;
+  /* Callbacks may send again, and so start the next work item. */
+  c->inflight.head = c->inflight.tail = NULL;
   c->work_busy = 0;
-  while ((r = spuv_pop(&c->inflight)) != NULL) {
+  while ((r = spuv_pop(&batch)) != NULL) {
     if (status == UV_ECANCELED)
       r->status = SOCKPASS_ECANCELED;
     spuv_finish(r);
