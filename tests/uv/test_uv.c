@@ -412,7 +412,7 @@ static int role_uv_death_parent(sockpass_chan_t *chan) {
 
 static void uv_peer_death(void **state) {
   (void)state;
-  sp_run_process(role_uv_death_parent, "die");
+  sp_run_process(role_uv_death_parent, "uv_dying");
 }
 
 /* ---- Hostile bytes: the blocking API's error, nothing leaked ---- */
@@ -483,6 +483,7 @@ static void uv_hostile(void **state) {
     m.msg_iovlen = 1;
     m.msg_control = cm.b;
     m.msg_controllen = sizeof cm.b;
+    memset(&cm, 0, sizeof cm);
     CMSG_FIRSTHDR(&m)->cmsg_level = SOL_SOCKET;
     CMSG_FIRSTHDR(&m)->cmsg_type = SCM_RIGHTS;
     CMSG_FIRSTHDR(&m)->cmsg_len = CMSG_LEN(sizeof(int));
@@ -964,6 +965,7 @@ static int uv_ipc_child_main(void) {
   rc = ix_run(&loop, &pipe, 0);
   if (loop_done(&loop) != 0)
     rc = 1;
+  uv_library_shutdown();
   return rc;
 }
 
@@ -1045,7 +1047,7 @@ static void warm_exited(uv_process_t *p, int64_t status, int sig) {
   uv_close((uv_handle_t *)p, NULL);
 }
 
-static void warm_up(void) {
+static void warm_up(int spawn) {
   uv_loop_t loop;
   uv_process_t proc;
   uv_process_options_t o;
@@ -1055,8 +1057,16 @@ static void warm_up(void) {
   uv_loop_init(&loop);
   warm_pool(&loop);
   /* libuv's spawn keeps process-wide state (on Windows a job object). */
-  if (find_plain() == 0) {
+  if (spawn && find_plain() == 0) {
+    uv_stdio_container_t stdio[3];
+    int i;
+    for (i = 0; i < 3; i++) {
+      stdio[i].flags = UV_INHERIT_FD;
+      stdio[i].data.fd = i;
+    }
     memset(&o, 0, sizeof o);
+    o.stdio = stdio;
+    o.stdio_count = 3;
     args[0] = plain_path;
     args[1] = "--version";
     args[2] = NULL;
@@ -1075,10 +1085,12 @@ static void warm_up(void) {
   sockpass_uv_recv_start(ub, warm_recv);
   sockpass_uv_send(ua, NULL, 0, "w", 1, NULL, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
-  loop_done(&loop);
+  if (loop_done(&loop) != 0)
+    fprintf(stderr, "warm-up: the loop did not close\n");
 }
 
 int main(int argc, char **argv) {
+  int rc;
   static const struct CMUnitTest tests[] = {
       SP_TEST(uv_order_pair),        SP_TEST(uv_bad_args),       SP_TEST(uv_echo_process),
       SP_TEST(uv_close_pending),     SP_TEST(uv_peer_death),     SP_TEST(uv_hostile),
@@ -1087,14 +1099,18 @@ int main(int argc, char **argv) {
   };
   static const sp_role_t roles[] = {
       {"uv_echo", role_uv_echo},
-      {"die", role_die},
+      {"uv_dying", role_die},
       {"ping", role_ping},
   };
   if (argc == 2 && strcmp(argv[1], "--uv-ipc-child") == 0)
     return uv_ipc_child_main();
-  warm_up();
+  /* Children of the tests do not spawn: only this process needs it. */
+  warm_up(!(argc >= 2 && strcmp(argv[1], "--child") == 0));
   if (getenv("SOCKPASS_TEST_FILTER") != NULL)
     cmocka_set_test_filter(getenv("SOCKPASS_TEST_FILTER"));
-  return sp_test_main(argc, argv, "uv", tests, sizeof tests / sizeof tests[0], roles,
-                      sizeof roles / sizeof roles[0]);
+  rc = sp_test_main(argc, argv, "uv", tests, sizeof tests / sizeof tests[0], roles,
+                    sizeof roles / sizeof roles[0]);
+  /* libuv's process-wide descriptors, closed for a descriptor-tracking run. */
+  uv_library_shutdown();
+  return rc;
 }
