@@ -259,6 +259,7 @@ static int spuv_arm(sockpass_uv_chan_t *c) {
     c->wait = NULL;
     return SOCKPASS_SYSERR(GetLastError());
   }
+  uv_ref((uv_handle_t *)&c->async);
   return 0;
 }
 
@@ -281,6 +282,7 @@ static int spuv_watch(sockpass_uv_chan_t *c) { return spuv_arm(c); }
 static void spuv_stop_reading(sockpass_uv_chan_t *c) {
   c->reading = 0;
   spuv_unregister(c);
+  uv_unref((uv_handle_t *)&c->async);
 }
 
 static void spuv_finalize(sockpass_uv_chan_t *c);
@@ -343,6 +345,10 @@ static int spuv_chan_init(sockpass_uv_chan_t *c) {
   if ((rc = uv_async_init(c->loop, &c->async, spuv_async_cb)) != 0)
     return spuv_err(rc);
   c->async.data = c;
+  /* Like a stream that is not reading, an idle channel does not keep the
+   * loop alive; receiving and accepting do (spuv_arm), sends through their
+   * work items. */
+  uv_unref((uv_handle_t *)&c->async);
   c->open_handles++;
   return 0;
 }

@@ -143,6 +143,8 @@ static void uv_bad_args(void **state) {
   assert_null(ua);
   assert_sp(sockpass_uv_open(&loop, NULL, &ua), SOCKPASS_EINVAL);
   assert_sp(sockpass_uv_open(&loop, a, &ua), 0);
+  /* A channel that neither receives nor sends does not keep the loop alive. */
+  assert_false(uv_loop_alive(&loop));
   assert_sp(sockpass_uv_send(ua, NULL, 0, NULL, 0, NULL, NULL), SOCKPASS_EINVAL);
   assert_sp(sockpass_uv_send(ua, &bad, 1, "x", 1, NULL, NULL), SOCKPASS_EBADF);
   assert_sp(sockpass_uv_send(ua, NULL, 0, big, SOCKPASS_MAX_PAYLOAD + 1, NULL, NULL),
