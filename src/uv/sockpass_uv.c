@@ -598,7 +598,7 @@ static void spuv_ipc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   /* Take every handle that came with these bytes; if one cannot be taken,
    * the rest are taken and closed too, so that none stays behind. */
   while (uv_pipe_pending_count(c->pipe) > 0) {
-    sockpass_sock_t sk;
+    sockpass_sock_t sk = SOCKPASS_INVALID_SOCK;
     int r = spuv_take_pending(c, &sk);
     if (r < 0) {
       rc = rc < 0 ? rc : r;
@@ -636,7 +636,7 @@ static void spuv_ipc_written(uv_write_t *w, int status) {
 
 /* A handle libuv can write with uv_write2, holding a copy of sock. */
 static int spuv_carrier(sockpass_uv_chan_t *c, sockpass_sock_t sock, uv_handle_t **out) {
-  sockpass_sock_t d;
+  sockpass_sock_t d = SOCKPASS_INVALID_SOCK;
   int type, rc;
   uv_handle_t *h = NULL;
   if ((rc = spuv_sock_type(sock, &type)) < 0)

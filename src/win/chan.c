@@ -888,6 +888,7 @@ int sp__accept(sockpass_chan_t *l, sockpass_chan_t **out) {
       /* sp__ready_handle left one in flight: collect it, or leave it be. */
       n = 0;
       err = 0;
+      rc = 0;
       if (d.mode == 0 && !GetOverlappedResult(l->h, &l->rov, &n, FALSE) &&
           (err = GetLastError()) == ERROR_IO_INCOMPLETE) {
         rc = SOCKPASS_EAGAIN;
