@@ -646,19 +646,35 @@ int sp__ready_handle(sockpass_chan_t *c, sockpass_handle_t *h) {
     }
     *h = c->rov.hEvent;
   } else {
-    if (sp_scan(c, &f, &need) != 0) {
-      SetEvent(c->aov.hEvent); /* a whole message, or an error, waits here */
-    } else if (!c->apending) {
+    sp_deadline_t now;
+    sp_deadline_start(&now, 0);
+    /* Read ahead until a whole message is buffered or a read is left in
+     * flight on an empty pipe: control frames (HELLO, BYE) that arrive are
+     * handled here and never wake the caller. */
+    for (;;) {
+      if (c->apending && (rc = sp_ahead_take(c, &now)) != SOCKPASS_EAGAIN && rc < 0) {
+        rc = 0;
+        SetEvent(c->aov.hEvent); /* the pipe broke or the like: recv reports it */
+        break;
+      }
+      rc = 0;
+      if (c->apending)
+        break; /* in flight: its completion signals the event */
+      if (sp_scan(c, &f, &need) != 0) {
+        SetEvent(c->aov.hEvent); /* a whole message, or an error, waits here */
+        break;
+      }
       if (c->abuf == NULL && (c->abuf = malloc(SP_READ_ROOM)) == NULL) {
         rc = SOCKPASS_ENOMEM;
-      } else {
-        ResetEvent(c->aov.hEvent);
-        if (ReadFile(c->h, c->abuf, SP_READ_ROOM, NULL, &c->aov) ||
-            (err = GetLastError()) == ERROR_IO_PENDING || err == ERROR_MORE_DATA)
-          c->apending = 1; /* done or not, its completion signals the event */
-        else
-          SetEvent(c->aov.hEvent); /* a broken pipe or the like: recv reports it */
+        break;
       }
+      ResetEvent(c->aov.hEvent);
+      if (!ReadFile(c->h, c->abuf, SP_READ_ROOM, NULL, &c->aov) &&
+          (err = GetLastError()) != ERROR_IO_PENDING && err != ERROR_MORE_DATA) {
+        SetEvent(c->aov.hEvent); /* a broken pipe or the like: recv reports it */
+        break;
+      }
+      c->apending = 1; /* finished already or not: the loop looks */
     }
     *h = c->aov.hEvent;
   }
