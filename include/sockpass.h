@@ -160,9 +160,11 @@ SOCKPASS_EXTERN int sockpass_connect(const char *name, sockpass_chan_t **chan);
  * the call fails. */
 SOCKPASS_EXTERN int sockpass_open(sockpass_handle_t handle, sockpass_chan_t **chan);
 
-/* The channel's OS handle, borrowed: for poll/WaitFor* loops, and to hand the
- * end to a child by inheritance (marking it inheritable for that moment).
- * Do not close it, read from it or write to it. */
+/* The channel's OS handle, borrowed: to hand the end to a child by
+ * inheritance (marking it inheritable for that moment), and on POSIX for
+ * poll. On Windows a pipe handle is no readiness object: wait loops use
+ * sockpass_ready_handle on every OS. Do not close it, read from it or write
+ * to it. */
 SOCKPASS_EXTERN sockpass_handle_t sockpass_handle(sockpass_chan_t *chan);
 
 /* Readiness, for a caller's own wait loop (poll, WaitForMultipleObjects, an
