@@ -76,6 +76,7 @@ struct sockpass_uv_chan {
 #ifdef _WIN32
   uv_async_t async;
   HANDLE wait;  /* the registered wait on the readiness event, or NULL */
+  HANDLE ev;    /* the readiness event (sockpass_ready_handle) */
   int work_busy; /* a uv_queue_work item of this channel is in flight */
   int chan_gone; /* the sockpass channel has been closed */
   int handles_closed; /* uv_close called on async and idle */
@@ -233,9 +234,14 @@ static void spuv_drain(sockpass_uv_chan_t *c) {
 #ifdef _WIN32
 /* ---- Windows: readiness event, wait pool, work items ---- */
 
+/* In the wait pool. The registration stays for as long as the channel
+ * receives: the event is reset here, before the loop is woken, so the loop's
+ * re-arming (which happens after this wake) is never undone, and the pool
+ * does not see the same signal twice. */
 static void CALLBACK spuv_wait_cb(void *ctx, BOOLEAN timed_out) {
   sockpass_uv_chan_t *c = ctx;
   (void)timed_out;
+  ResetEvent(c->ev);
   uv_async_send(&c->async);
 }
 
@@ -247,15 +253,18 @@ static void spuv_unregister(sockpass_uv_chan_t *c) {
   }
 }
 
+/* Arm the channel's readiness event (every time: it starts the next
+ * read-ahead) and, the first time, register the wait for it. */
 static int spuv_arm(sockpass_uv_chan_t *c) {
-  sockpass_handle_t ev;
   int rc;
-  if (c->wait != NULL || !c->reading || c->closing)
+  if (!c->reading || c->closing)
     return 0;
-  if ((rc = sockpass_ready_handle(c->chan, &ev)) < 0)
+  if ((rc = sockpass_ready_handle(c->chan, &c->ev)) < 0)
     return rc;
-  if (!RegisterWaitForSingleObject(&c->wait, ev, spuv_wait_cb, c, INFINITE,
-                                   WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {
+  if (c->wait != NULL)
+    return 0;
+  if (!RegisterWaitForSingleObject(&c->wait, c->ev, spuv_wait_cb, c, INFINITE,
+                                   WT_EXECUTEINWAITTHREAD)) {
     c->wait = NULL;
     return SOCKPASS_SYSERR(GetLastError());
   }
@@ -266,7 +275,6 @@ static int spuv_arm(sockpass_uv_chan_t *c) {
 static void spuv_async_cb(uv_async_t *async) {
   sockpass_uv_chan_t *c = async->data;
   int rc;
-  spuv_unregister(c);
   spuv_drain(c);
   if (c->reading && !c->closing && (rc = spuv_arm(c)) < 0) {
     spuv_stop_reading(c);
