@@ -395,8 +395,7 @@ static void spuv_finalize(sockpass_uv_chan_t *c) {
   if (c->handles_closed)
     return;
   c->handles_closed = 1;
-  spuv_fail_waiting(c, SOCKPASS_ECANCELED);
-  spuv_run_done(c);
+  spuv_fail_waiting(c, SOCKPASS_ECANCELED); /* their callbacks run in spuv_release */
   uv_close((uv_handle_t *)&c->async, spuv_handle_closed);
   uv_close((uv_handle_t *)&c->idle, spuv_handle_closed);
 }
@@ -499,8 +498,7 @@ static void spuv_handle_closed(uv_handle_t *h);
 
 static void spuv_chan_close(sockpass_uv_chan_t *c) {
   uv_poll_stop(&c->poll);
-  spuv_fail_waiting(c, SOCKPASS_ECANCELED);
-  spuv_run_done(c);
+  spuv_fail_waiting(c, SOCKPASS_ECANCELED); /* their callbacks run in spuv_release */
   uv_close((uv_handle_t *)&c->poll, spuv_handle_closed);
   uv_close((uv_handle_t *)&c->idle, spuv_handle_closed);
 }
@@ -706,8 +704,12 @@ static int spuv_ipc_send(sockpass_uv_chan_t *c, spuv_send_t *r) {
 
 /* ---- Life cycle ---- */
 
+/* Every handle is closed: the send callbacks still due (ECANCELED, or
+ * finished and not yet reported), then the close callback. Never inside
+ * the call to sockpass_uv_close itself. */
 static void spuv_release(sockpass_uv_chan_t *c) {
   sockpass_uv_close_cb cb = c->close_cb;
+  spuv_run_done(c);
 #ifndef _WIN32
   /* After the uv_poll_t is closed: libuv must not watch a closed descriptor. */
   if (c->chan != NULL)
@@ -905,7 +907,6 @@ void sockpass_uv_close(sockpass_uv_chan_t *c, sockpass_uv_close_cb cb) {
   if (c->kind == SPUV_IPC) {
     /* libuv cancels the writes in flight (their callbacks run first). */
     uv_close((uv_handle_t *)c->pipe, spuv_pipe_closed);
-    spuv_run_done(c);
     uv_close((uv_handle_t *)&c->idle, spuv_handle_closed);
     return;
   }
