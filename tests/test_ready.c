@@ -11,7 +11,18 @@
 
 #ifndef _WIN32
 #include <poll.h>
+#include <time.h>
 #endif
+
+static uint64_t sp_now_ms(void) {
+#ifdef _WIN32
+  return GetTickCount64();
+#else
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+#endif
+}
 
 /* 1 when h became ready within ms, 0 when not. */
 static int ready_within(sockpass_handle_t h, int ms) {
@@ -131,6 +142,37 @@ static void ready_listener(void **state) {
   sockpass_close(l);
 }
 
+/* The send timeout alone: a full channel's send waits that long, while its
+ * receives stay non-blocking. */
+static void send_timeout_alone(void **state) {
+  sockpass_chan_t *a, *b;
+  static char chunk[1000];
+  char buf[8];
+  size_t n = 0, len = sizeof buf;
+  uint64_t t0, ms;
+  int i, rc = 0;
+  (void)state;
+  assert_sp(sockpass_pair(&a, &b), 0);
+  assert_sp(sockpass_set_timeout(a, SOCKPASS_NONBLOCK), 0);
+  for (i = 0; i < 5000 && (rc = sockpass_send(a, NULL, 0, chunk, sizeof chunk)) == 0; i++)
+    ;
+  assert_sp(rc, SOCKPASS_EAGAIN);
+  assert_sp(sockpass_set_send_timeout(a, 150), 0);
+  t0 = sp_now_ms();
+  assert_sp(sockpass_send(a, NULL, 0, chunk, sizeof chunk), SOCKPASS_ETIMEDOUT);
+  ms = sp_now_ms() - t0;
+  assert_true(ms >= 140);
+  /* Receives kept their own timeout: non-blocking, nothing there. */
+  t0 = sp_now_ms();
+  assert_sp(sockpass_recv(a, NULL, &n, buf, &len), SOCKPASS_EAGAIN);
+  assert_true(sp_now_ms() - t0 < 100);
+  /* And the other way round: sockpass_set_timeout sets both. */
+  assert_sp(sockpass_set_timeout(a, SOCKPASS_NONBLOCK), 0);
+  assert_sp(sockpass_send(a, NULL, 0, chunk, sizeof chunk), SOCKPASS_EAGAIN);
+  sockpass_close(a);
+  sockpass_close(b);
+}
+
 /* Another process sends 200 messages, some with sockets, at its own pace;
  * a wait loop that only ever receives after a wake gets them all. */
 #define READY_MSGS 200
@@ -186,6 +228,7 @@ int main(int argc, char **argv) {
   static const struct CMUnitTest tests[] = {
       SP_TEST(ready_args),     SP_TEST(ready_message), SP_TEST(ready_buffered),
       SP_TEST(ready_eof),      SP_TEST(ready_listener), SP_TEST(ready_process),
+      SP_TEST(send_timeout_alone),
   };
   static const sp_role_t roles[] = {{"pace", role_pace}};
   return sp_test_main(argc, argv, "ready", tests, sizeof tests / sizeof tests[0], roles,
