@@ -153,6 +153,16 @@ SOCKPASS_EXTERN int sockpass_accept(sockpass_chan_t *listener, sockpass_chan_t *
  * file, an unused Linux "@name"). The channel is handed over. */
 SOCKPASS_EXTERN int sockpass_connect(const char *name, sockpass_chan_t **chan);
 
+/* sockpass_connect, waiting at most timeout_ms while the endpoint exists but
+ * cannot take the connection yet (POSIX: the listen backlog is full; Windows:
+ * every pipe instance is busy): SOCKPASS_WAIT_FOREVER, SOCKPASS_NONBLOCK
+ * (SOCKPASS_EAGAIN at once) or milliseconds (SOCKPASS_ETIMEDOUT). A connect
+ * that fails or times out leaves nothing behind: no descriptor or handle
+ * here, no connection queued for the listener to accept. The channel is
+ * handed over. */
+SOCKPASS_EXTERN int sockpass_connect_timeout(const char *name, int timeout_ms,
+                                             sockpass_chan_t **chan);
+
 /* Make a channel of an existing OS handle (inherited, received, made by hand).
  * POSIX: an AF_UNIX socket of type SOCK_SEQPACKET, SOCK_DGRAM or SOCK_STREAM;
  * on a stream the message boundaries are the stream's. Windows: a pipe HANDLE.

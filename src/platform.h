@@ -24,7 +24,11 @@ int sp__pair(sockpass_chan_t **a, sockpass_chan_t **b);
  * connected channel. The backend checks the name's length and syntax. */
 int sp__listen(const char *name, sockpass_chan_t **listener);
 int sp__accept(sockpass_chan_t *listener, sockpass_chan_t **chan);
-int sp__connect(const char *name, sockpass_chan_t **chan);
+/* timeout_ms: SOCKPASS_WAIT_FOREVER, SOCKPASS_NONBLOCK, milliseconds, or
+ * SP_CONNECT_DEFAULT for sockpass_connect's documented wait. A connect that
+ * fails leaves no connection queued in the listener where the OS allows. */
+#define SP_CONNECT_DEFAULT (-2)
+int sp__connect(const char *name, int timeout_ms, sockpass_chan_t **chan);
 
 /* A channel of an existing handle. Closes handle on error. */
 int sp__open(sockpass_handle_t handle, sockpass_chan_t **chan);

@@ -4,6 +4,12 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/un.h>
+#include <time.h>
+#endif
 
 static void version(void **s) {
   char want[32];
@@ -259,11 +265,96 @@ static void peer_check(void **s) {
   sockpass_close(l);
 }
 
+/* A connect that cannot be taken (full backlog / every instance busy) waits
+ * at most its timeout, and leaves nothing behind in the listener. */
+static long sp_now_ms(void) {
+#ifdef _WIN32
+  return (long)GetTickCount64();
+#else
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+#endif
+}
+
+static void connect_timeout(void **s) {
+  char name[128];
+  sockpass_chan_t *c = (sockpass_chan_t *)&c, *first = NULL, *d = NULL;
+  long t0, took;
+#ifdef _WIN32
+  sockpass_chan_t *l;
+#else
+  struct sockaddr_un sa;
+  int l, fd;
+#endif
+  (void)s;
+  assert_sp(sockpass_connect_timeout("x", -2, &c), SOCKPASS_EINVAL);
+  assert_null(c);
+  assert_sp(sockpass_connect_timeout(NULL, 0, &c), SOCKPASS_EINVAL);
+  assert_sp(sockpass_connect_timeout("x", 0, NULL), SOCKPASS_EINVAL);
+#ifdef _WIN32
+  snprintf(name, sizeof name, "sockpass-ct-%ld", sp_getpid());
+  assert_sp(sockpass_connect_timeout(name, 100, &c), SOCKPASS_ENOENT);
+  /* The listener's one waiting instance is taken by the first client. */
+  assert_sp(sockpass_listen(name, &l), 0);
+  assert_sp(sockpass_connect_timeout(name, SOCKPASS_WAIT_FOREVER, &first), 0);
+#else
+  snprintf(name, sizeof name, "/tmp/sockpass-ct-%ld.sock", sp_getpid());
+  unlink(name);
+  assert_sp(sockpass_connect_timeout(name, 100, &c), SOCKPASS_ENOENT);
+  /* A listener with a backlog of 0 takes one queued connection, then its
+   * backlog is full. */
+  l = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+  assert_true(l >= 0);
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, name, strlen(name) + 1);
+  assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(listen(l, 0), 0);
+  assert_sp(sockpass_connect_timeout(name, SOCKPASS_WAIT_FOREVER, &first), 0);
+#endif
+  assert_sp(sockpass_connect_timeout(name, SOCKPASS_NONBLOCK, &c), SOCKPASS_EAGAIN);
+  assert_null(c);
+  t0 = sp_now_ms();
+  assert_sp(sockpass_connect_timeout(name, 300, &c), SOCKPASS_ETIMEDOUT);
+  took = sp_now_ms() - t0;
+  assert_null(c);
+  assert_true(took >= 290);
+  assert_true(took < sp_scale_ms(5000));
+  /* Exactly the first client is there to accept. */
+#ifdef _WIN32
+  assert_sp(sockpass_set_timeout(l, sp_scale_ms(5000)), 0);
+  assert_sp(sockpass_accept(l, &d), 0);
+  assert_sp(sockpass_set_timeout(l, SOCKPASS_NONBLOCK), 0);
+  assert_sp(sockpass_accept(l, &c), SOCKPASS_EAGAIN);
+  /* Now an instance waits again: a bounded connect gets it. */
+  assert_sp(sockpass_connect_timeout(name, sp_scale_ms(5000), &c), 0);
+  sockpass_close(c);
+  sockpass_close(l);
+#else
+  fd = accept(l, NULL, NULL);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(fcntl(l, F_SETFL, O_NONBLOCK), 0);
+  assert_int_equal(accept(l, NULL, NULL), -1);
+  assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+  /* Room again: a bounded connect is taken. */
+  assert_sp(sockpass_connect_timeout(name, sp_scale_ms(5000), &c), 0);
+  assert_int_equal(fcntl(sockpass_handle(c), F_GETFL) & O_NONBLOCK, 0);
+  sockpass_close(c);
+  close(l);
+  unlink(name);
+#endif
+  sockpass_close(d);
+  sockpass_close(first);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       SP_TEST(version),    SP_TEST(error_table),  SP_TEST(channel_args),
       SP_TEST(open_takes_ownership), SP_TEST(send_args), SP_TEST(recv_args),
       SP_TEST(sock_args),  SP_TEST(adopt_socket), SP_TEST(name_too_long), SP_TEST(peer_check),
+      SP_TEST(connect_timeout),
   };
   return sp_test_main(argc, argv, "api", tests, sizeof tests / sizeof tests[0], NULL, 0);
 }

@@ -525,7 +525,69 @@ int sp__accept(sockpass_chan_t *l, sockpass_chan_t **out) {
   return 0;
 }
 
-int sp__connect(const char *name, sockpass_chan_t **out) {
+/* Connect fd, waiting at most timeout_ms (>= 0) while the listener cannot
+ * take the connection. Linux refuses a non-blocking AF_UNIX connect to a full
+ * backlog with EAGAIN and queues nothing, and poll cannot say when room
+ * appears: try again with a short, growing pause. Where a non-blocking
+ * connect answers EINPROGRESS instead (some BSDs), wait for it with poll. */
+static int sp_connect_bounded(int fd, const struct sockaddr_un *sa, socklen_t len,
+                              int timeout_ms) {
+  sp_deadline_t d = {0};
+  int fl, rc = 0, pause_ms = 1, left;
+  if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    return sp_errno();
+  for (;;) {
+    if (connect(fd, (const struct sockaddr *)sa, len) == 0)
+      break;
+    if (errno == EINTR)
+      continue;
+    if (errno == EINPROGRESS) {
+      struct pollfd p;
+      int err = 0;
+      socklen_t el = sizeof err;
+      p.fd = fd;
+      p.events = POLLOUT;
+      p.revents = 0;
+      left = timeout_ms == 0 ? 0 : sp_remaining_ms(&d, timeout_ms);
+      if (poll(&p, 1, left) <= 0) {
+        rc = timeout_ms == 0 ? SOCKPASS_EAGAIN : SOCKPASS_ETIMEDOUT;
+        break;
+      }
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+        err = errno;
+      rc = sp__translate(err);
+      break;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      rc = sp_errno();
+      break;
+    }
+    if (timeout_ms == 0) {
+      rc = SOCKPASS_EAGAIN;
+      break;
+    }
+    if ((left = sp_remaining_ms(&d, timeout_ms)) == 0) {
+      rc = SOCKPASS_ETIMEDOUT;
+      break;
+    }
+    {
+      struct timespec ts;
+      int ms = pause_ms < left ? pause_ms : left;
+      ts.tv_sec = 0;
+      ts.tv_nsec = (long)ms * 1000000L;
+      nanosleep(&ts, NULL);
+      if (pause_ms < 16)
+        pause_ms *= 2;
+    }
+  }
+  /* The channel's calls use MSG_DONTWAIT; the descriptor itself stays as a
+   * child inheriting it would expect: blocking. */
+  if (rc == 0 && fcntl(fd, F_SETFL, fl) < 0)
+    rc = sp_errno();
+  return rc;
+}
+
+int sp__connect(const char *name, int timeout_ms, sockpass_chan_t **out) {
   struct sockaddr_un sa;
   socklen_t len;
   int fd = -1, rc;
@@ -533,10 +595,19 @@ int sp__connect(const char *name, sockpass_chan_t **out) {
     return rc;
   if ((rc = sp_socket(SP_CHAN_TYPE, &fd)) < 0)
     return rc;
-  while (connect(fd, (struct sockaddr *)&sa, len) < 0) {
-    if (errno == EINTR)
-      continue; /* Unix-domain connect completes or fails at once */
-    rc = sp_errno();
+  if (timeout_ms >= 0) {
+    rc = sp_connect_bounded(fd, &sa, len, timeout_ms);
+  } else {
+    /* Forever: a blocking connect, which on Linux waits while the backlog
+     * is full and otherwise completes or fails at once. */
+    while (connect(fd, (struct sockaddr *)&sa, len) < 0) {
+      if (errno == EINTR)
+        continue;
+      rc = sp_errno();
+      break;
+    }
+  }
+  if (rc < 0) {
     close(fd);
     return rc;
   }

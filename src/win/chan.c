@@ -890,12 +890,15 @@ out:
   return rc;
 }
 
-int sp__connect(const char *name, sockpass_chan_t **out) {
+int sp__connect(const char *name, int timeout_ms, sockpass_chan_t **out) {
   wchar_t *w = NULL;
   HANDLE h;
-  ULONGLONG end = GetTickCount64() + SP_CONNECT_WAIT_MS, now;
-  DWORD err;
+  ULONGLONG end, now;
+  DWORD err, slice;
   int rc;
+  if (timeout_ms == SP_CONNECT_DEFAULT)
+    timeout_ms = SP_CONNECT_WAIT_MS;
+  end = GetTickCount64() + (timeout_ms > 0 ? (ULONGLONG)timeout_ms : 0);
   if ((rc = sp__wsa_init()) < 0 || (rc = sp_pipe_name(name, &w)) < 0)
     return rc;
   for (;;) {
@@ -904,12 +907,16 @@ int sp__connect(const char *name, sockpass_chan_t **out) {
       break;
     err = GetLastError();
     now = GetTickCount64();
-    if (err != ERROR_PIPE_BUSY || now >= end) {
+    if (err != ERROR_PIPE_BUSY || (timeout_ms >= 0 && now >= end)) {
       free(w);
-      return err == ERROR_PIPE_BUSY ? SOCKPASS_ETIMEDOUT : sp__translate((int)err);
+      if (err == ERROR_PIPE_BUSY)
+        return timeout_ms == 0 ? SOCKPASS_EAGAIN : SOCKPASS_ETIMEDOUT;
+      return sp__translate((int)err);
     }
-    /* Every instance is taken; the listener makes a new one on accept. */
-    WaitNamedPipeW(w, (DWORD)(end - now) < 100 ? (DWORD)(end - now) : 100);
+    /* Every instance is taken; the listener makes a new one on accept. A
+     * failed CreateFileW opened nothing, so nothing is left behind. */
+    slice = timeout_ms < 0 || end - now > 100 ? 100 : (DWORD)(end - now);
+    WaitNamedPipeW(w, slice);
   }
   free(w);
   if ((rc = sp_chan_new(h, SP_KIND_CHAN, SP_ORIGIN_NAMED, out)) < 0) {
