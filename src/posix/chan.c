@@ -53,8 +53,9 @@ struct sockpass_chan {
    * recvmsg instead of after it. A hint only: a wrong guess costs one poll
    * that returns at once, a right one saves a recvmsg that fails. */
   int rx_expect_wait;
-  /* Made on first wait or cancel; -1 before. wake_rd is published last with
-   * release order, so a thread that sees it also sees wake_wr. */
+  /* Wakes a waiting call on cancel: an eventfd (wake_rd == wake_wr) or a
+   * pipe, made with the channel. wake_rd is published last with release
+   * order, so a thread that sees it also sees wake_wr. */
   int wake_rd, wake_wr;
   pthread_mutex_t lock; /* guards making the wake descriptors */
   pthread_mutex_t send_lock; /* streams: one message at a time */
@@ -112,8 +113,11 @@ static int sp_sockopts(int fd, int is_cloexec) {
   return 0;
 }
 
+static int sp_make_wake(sockpass_chan_t *c);
+
 static int sp_chan_new(int fd, int type, sockpass_chan_t **out) {
   sockpass_chan_t *c = calloc(1, sizeof *c);
+  int rc;
   if (c == NULL)
     return SOCKPASS_ENOMEM;
   c->fd = fd;
@@ -129,6 +133,14 @@ static int sp_chan_new(int fd, int type, sockpass_chan_t **out) {
     pthread_mutex_destroy(&c->lock);
     free(c);
     return SOCKPASS_ENOMEM;
+  }
+  /* Everything a channel will ever hold is claimed now, so that no later
+   * receive, accept or cancel fails for want of a descriptor. */
+  if ((rc = sp_make_wake(c)) < 0) {
+    pthread_mutex_destroy(&c->send_lock);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+    return rc;
   }
   *out = c;
   return 0;
