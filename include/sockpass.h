@@ -287,9 +287,19 @@ typedef struct {
    * stdout (inetd mode; stderr stays this process's). On Windows the child
    * gets a non-overlapped copy, so ReadFile / WriteFile work on it. */
   sockpass_sock_t stdio;
-  /* 0. Reserved for flags. */
+  /* 0, or SOCKPASS_SPAWN_* flags. */
   unsigned int flags;
 } sockpass_spawn_opts_t;
+
+/* opts.flags: the child is killed when this process ends, however it ends
+ * (even SIGKILL / TerminateProcess). Linux: PR_SET_PDEATHSIG(SIGKILL), which
+ * fires when the thread that called sockpass_spawn ends, so call it from a
+ * thread that lives as long as the child should (docs/inherit.md). Windows:
+ * the child joins a job object of this process with
+ * JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, and its own children with it; the job's
+ * one handle stays open until this process ends. SOCKPASS_ENOTSUP on other
+ * OSes. */
+#define SOCKPASS_SPAWN_KILL_WITH_PARENT 0x1u
 
 /* Fill opts with the defaults: no sockets, no channel, no stdio socket. */
 SOCKPASS_EXTERN void sockpass_spawn_opts_init(sockpass_spawn_opts_t *opts);

@@ -78,7 +78,7 @@ void sp__close_quiet(sockpass_chan_t *chan);
 /* ---- Spawning (docs/inherit.md) ----
  * The portable layer (src/spawn.c) has checked: file and argv[0] non-NULL,
  * opts non-NULL, nsocks <= SOCKPASS_MAX_SOCKS, no invalid socket in socks,
- * flags 0; names is NULL or the names joined with ':' (each checked). */
+ * flags known; names is NULL or the names joined with ':' (each checked). */
 int sp__spawn(const char *file, const char *const *argv, const sockpass_spawn_opts_t *opts,
               const char *names, sockpass_proc_t **proc);
 long sp__proc_pid(const sockpass_proc_t *proc);

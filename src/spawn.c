@@ -70,7 +70,8 @@ int sockpass_spawn(const char *file, const char *const *argv, const sockpass_spa
     sockpass_spawn_opts_init(&defaults);
     opts = &defaults;
   }
-  if (opts->flags != 0 || (opts->nsocks > 0 && opts->socks == NULL))
+  if ((opts->flags & ~SOCKPASS_SPAWN_KILL_WITH_PARENT) != 0 ||
+      (opts->nsocks > 0 && opts->socks == NULL))
     return SOCKPASS_EINVAL;
   if (opts->nsocks > SOCKPASS_MAX_SOCKS)
     return SOCKPASS_ETOOMANY;

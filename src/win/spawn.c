@@ -408,8 +408,11 @@ static void sp_kids_close(sp_kids_t *k) {
 
 /* ---- Spawning ---- */
 
+static int sp_job_adopt(const PROCESS_INFORMATION *pi);
+
 int sp__spawn(const char *file, const char *const *argv, const sockpass_spawn_opts_t *o,
               const char *names, sockpass_proc_t **out) {
+  int kill_with_parent = (o->flags & SOCKPASS_SPAWN_KILL_WITH_PARENT) != 0;
   sp_kids_t k;
   STARTUPINFOEXW si;
   PROCESS_INFORMATION pi;
@@ -470,9 +473,15 @@ int sp__spawn(const char *file, const char *const *argv, const sockpass_spawn_op
     }
   }
   if (!CreateProcessW(app, cmd, NULL, NULL, k.nlist > 0,
-                      EXTENDED_STARTUPINFO_PRESENT | CREATE_UNICODE_ENVIRONMENT, env, NULL,
-                      &si.StartupInfo, &pi)) {
+                      EXTENDED_STARTUPINFO_PRESENT | CREATE_UNICODE_ENVIRONMENT |
+                          (kill_with_parent ? CREATE_SUSPENDED : 0),
+                      env, NULL, &si.StartupInfo, &pi)) {
     rc = sp__win_error();
+    goto done;
+  }
+  if (kill_with_parent && (rc = sp_job_adopt(&pi)) < 0) {
+    CloseHandle(pi.hThread);
+    CloseHandle(pi.hProcess);
     goto done;
   }
   CloseHandle(pi.hThread);
@@ -496,6 +505,52 @@ done:
 }
 
 long sp__proc_pid(const sockpass_proc_t *p) { return (long)p->pid; }
+
+/* The job of SOCKPASS_SPAWN_KILL_WITH_PARENT children: made once, never
+ * closed by this process, so the system closes it, and kills every process
+ * in it, when this process ends however it ends. */
+static INIT_ONCE sp_job_once = INIT_ONCE_STATIC_INIT;
+static HANDLE sp_job;
+
+static BOOL CALLBACK sp_job_make(PINIT_ONCE once, PVOID param, PVOID *ctx) {
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION li;
+  HANDLE j = CreateJobObjectW(NULL, NULL);
+  (void)once;
+  (void)param;
+  (void)ctx;
+  if (j == NULL)
+    return FALSE;
+  memset(&li, 0, sizeof li);
+  li.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+  if (!SetInformationJobObject(j, JobObjectExtendedLimitInformation, &li, sizeof li)) {
+    DWORD err = GetLastError();
+    CloseHandle(j);
+    SetLastError(err);
+    return FALSE;
+  }
+  sp_job = j;
+  return TRUE;
+}
+
+/* Put a suspended child into the job, then let it run. On error the child
+ * is terminated (it never ran a single instruction of its own). */
+static int sp_job_adopt(const PROCESS_INFORMATION *pi) {
+  int rc = 0;
+  if (!InitOnceExecuteOnce(&sp_job_once, sp_job_make, NULL, NULL) ||
+      !AssignProcessToJobObject(sp_job, pi->hProcess))
+    rc = sp__win_error();
+  if (rc < 0) {
+    TerminateProcess(pi->hProcess, 1);
+    WaitForSingleObject(pi->hProcess, INFINITE);
+    return rc;
+  }
+  if (ResumeThread(pi->hThread) == (DWORD)-1) {
+    rc = sp__win_error();
+    TerminateProcess(pi->hProcess, 1);
+    WaitForSingleObject(pi->hProcess, INFINITE);
+  }
+  return rc;
+}
 
 int sp__proc_wait(sockpass_proc_t *p, int timeout_ms, int *exit_code) {
   DWORD w, code;

@@ -30,6 +30,9 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 #endif
@@ -467,7 +470,14 @@ static void own_console(void) {}
 
 static int stop_proc(tproc_t *p, int sig) { return kill(p->pid, sig); }
 
-static int pid_gone(long pid) { return kill((pid_t)pid, 0) != 0 && errno == ESRCH; }
+/* Gone: no such process, or one that has ended and is reaped here now (an
+ * orphan comes to this program when it is the subreaper). */
+static int pid_gone(long pid) {
+  int st;
+  if (waitpid((pid_t)pid, &st, WNOHANG) == (pid_t)pid)
+    return 1;
+  return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
 
 static void kill_pid(long pid) { kill((pid_t)pid, SIGKILL); }
 
@@ -1166,6 +1176,52 @@ static int t_stop(void) {
   return 0;
 }
 
+/* The tool killed outright (SIGKILL / TerminateProcess: no chance to stop
+ * anything): its children end with it all the same, within a second
+ * (times SOCKPASS_TEST_SCALE). */
+static int t_killed(void) {
+  const char *acc[] = {g_tool,        "--accept", "--max", "4", "--listen",
+                       "127.0.0.1:0", "--",       g_upper, NULL};
+  const char *e = getenv("SOCKPASS_TEST_SCALE");
+  int scale = e != NULL && atoi(e) >= 1 && atoi(e) <= 100 ? atoi(e) : 1;
+  char addr[256];
+  tsock c[3];
+  long pid[3];
+  unsigned long long t0, worst = 0;
+  int i;
+  tproc_t *p;
+#ifdef __linux__
+  /* The orphans come here (not to an init that may not reap), so that an
+   * ended one can be told from a zombie. */
+  CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+#endif
+  p = start(acc);
+  CHECK(p != NULL);
+  CHECK(listening_addr(p, 1, addr, sizeof addr) == 0);
+  for (i = 0; i < 3; i++) {
+    c[i] = tcp_connect(addr);
+    CHECK(c[i] != TBAD);
+    pid[i] = read_pid(c[i], 20000);
+    CHECK_MSG(pid[i] > 0, "no pid line on connection %d", i);
+    note_kid(pid[i]);
+  }
+  for (i = 0; i < 3; i++)
+    CHECK_MSG(!pid_gone(pid[i]), "child %ld ended early", pid[i]);
+  t0 = now_ms();
+  hard_kill(p);
+  CHECK_MSG(p->done, "the tool did not end when killed");
+  for (i = 0; i < 3; i++) {
+    CHECK_MSG(gone_within(pid[i], 1000 * scale), "child %ld still running %d ms after the tool was killed",
+              pid[i], 1000 * scale);
+    if (now_ms() - t0 > worst)
+      worst = now_ms() - t0;
+    CHECK_MSG(read_end(c[i], 10000), "connection %d still open", i);
+    sock_close(c[i]);
+  }
+  printf("killed: 3 children gone %llu ms after the kill\n", worst);
+  return 0;
+}
+
 #ifndef _WIN32
 /* A child that ignores SIGTERM is killed after the grace period. */
 static int t_stop_stubborn(void) {
@@ -1210,6 +1266,7 @@ static const struct {
     {"busy", t_busy},
     {"missing", t_missing},
     {"stop", t_stop},
+    {"killed", t_killed},
 #ifndef _WIN32
     {"stop_stubborn", t_stop_stubborn},
 #endif
