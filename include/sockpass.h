@@ -352,7 +352,8 @@ SOCKPASS_EXTERN void sockpass_proc_free(sockpass_proc_t *proc);
  * The sockets are handed over the first time they are returned; later calls
  * return the same values. SOCKPASS_ENOTSOCK (or SOCKPASS_EBADF) when an
  * inherited descriptor is not a socket; SOCKPASS_EPROTO when the variables
- * are malformed. */
+ * are malformed, or name a different number of sockets than they give (as
+ * systemd refuses it). */
 SOCKPASS_EXTERN int sockpass_inherited(sockpass_sock_t *socks, size_t *nsocks);
 
 /* The name of inherited socket index (LISTEN_FDNAMES), "unknown" when the
@@ -363,6 +364,24 @@ SOCKPASS_EXTERN const char *sockpass_inherited_name(size_t index);
 /* The channel end the starter gave (sockpass_spawn_opts_t.chan), handed over
  * once; SOCKPASS_ENOENT when there is none or it was already taken. */
 SOCKPASS_EXTERN int sockpass_inherited_chan(sockpass_chan_t **chan);
+
+/* Leave the variables in the environment when they are read (systemd's
+ * sd_listen_fds(0)), for a later reader such as another library in this
+ * process. Call it before any sockpass_inherited* call: afterwards it
+ * returns SOCKPASS_EINVAL (the variables are gone). Beware that a child this
+ * process starts by other means then inherits them too. */
+SOCKPASS_EXTERN int sockpass_inherited_keep_env(void);
+
+/* What an inherited socket is, as systemd's sd_is_socket / sd_is_socket_inet
+ * tell: 1 when sock has address family family (AF_*, 0 for any), type type
+ * (SOCK_*, 0 for any) and listening state listening (1 listening, 0 not, -1
+ * either), else 0. sockpass_sock_is_inet also wants AF_INET or AF_INET6
+ * (family 0: either) and, unless port is 0, that local port. sock is
+ * borrowed. SOCKPASS_EBADF / SOCKPASS_ENOTSOCK when it is no socket,
+ * SOCKPASS_EINVAL for a bad argument. */
+SOCKPASS_EXTERN int sockpass_sock_is(sockpass_sock_t sock, int family, int type, int listening);
+SOCKPASS_EXTERN int sockpass_sock_is_inet(sockpass_sock_t sock, int family, int type,
+                                          int listening, unsigned short port);
 
 #ifdef __cplusplus
 }

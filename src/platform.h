@@ -54,6 +54,11 @@ int sp__recv(sockpass_chan_t *chan, sockpass_sock_t *socks, size_t *nsocks,
              void *buf, size_t *len);
 
 int sp__adopt(sockpass_sock_t raw, sockpass_sock_t *sock);
+
+/* What a socket is: its address family (AF_*), type (SOCK_*), whether it
+ * listens, and its local port (0 when it has none). SOCKPASS_EBADF /
+ * SOCKPASS_ENOTSOCK when it is no socket. */
+int sp__sock_info(sockpass_sock_t sock, int *family, int *type, int *listening, int *port);
 int sp__close_sock(sockpass_sock_t sock);
 int sp__peer(sockpass_chan_t *chan, sockpass_peer_t *peer);
 
@@ -93,11 +98,18 @@ typedef struct {
   sockpass_sock_t *socks; /* malloc'd, adopted; NULL when nsocks is 0 */
   char *names;            /* malloc'd names joined with ':', or NULL */
   sockpass_handle_t chan; /* the channel end, or SOCKPASS_INVALID_HANDLE */
+  int keep_env;           /* input: leave the variables in the environment */
 } sp_inherit_t;
 
-/* Read the variables, remove them from the environment, adopt each socket.
- * st arrives zeroed with chan invalid. */
+/* Read the variables, remove them from the environment (unless
+ * st->keep_env), adopt each socket. st arrives zeroed but for keep_env,
+ * with chan invalid. */
 void sp__inherited_read(sp_inherit_t *st);
+
+/* Whether names (NULL, or ':'-separated) names n sockets, as systemd's
+ * sd_listen_fds_with_names requires: as many names as sockets, or none.
+ * The backends check it before adopting anything (else SOCKPASS_EPROTO). */
+int sp__names_match(const char *names, size_t n);
 
 /* Atomically take st->chan, leaving SOCKPASS_INVALID_HANDLE behind. */
 sockpass_handle_t sp__inherit_take_chan(sp_inherit_t *st);

@@ -349,12 +349,62 @@ static void connect_timeout(void **s) {
   sockpass_close(first);
 }
 
+/* sd_is_socket-like checks of family, type, listening state and port. */
+static void sock_is(void **s) {
+  unsigned short port, uport;
+  sockpass_sock_t l = sp_tcp_listener(&port), u = sp_udp_socket(&uport), c;
+  (void)s;
+  assert_true(l != SOCKPASS_INVALID_SOCK && u != SOCKPASS_INVALID_SOCK);
+  c = sp_tcp_connect(port);
+  assert_true(c != SOCKPASS_INVALID_SOCK);
+  assert_int_equal(sockpass_sock_is(l, AF_INET, SOCK_STREAM, 1), 1);
+  assert_int_equal(sockpass_sock_is(l, 0, 0, -1), 1);
+  assert_int_equal(sockpass_sock_is(l, AF_INET6, 0, -1), 0);
+  assert_int_equal(sockpass_sock_is(l, 0, SOCK_DGRAM, -1), 0);
+  assert_int_equal(sockpass_sock_is(l, 0, 0, 0), 0);
+  assert_int_equal(sockpass_sock_is(c, AF_INET, SOCK_STREAM, 0), 1);
+  assert_int_equal(sockpass_sock_is(c, 0, 0, 1), 0);
+  assert_int_equal(sockpass_sock_is(u, AF_INET, SOCK_DGRAM, 0), 1);
+  assert_int_equal(sockpass_sock_is_inet(l, 0, SOCK_STREAM, 1, port), 1);
+  assert_int_equal(sockpass_sock_is_inet(l, AF_INET, 0, -1, 0), 1);
+  assert_int_equal(sockpass_sock_is_inet(l, 0, 0, -1, (unsigned short)(port + 1)), 0);
+  assert_int_equal(sockpass_sock_is_inet(u, 0, SOCK_DGRAM, -1, uport), 1);
+  assert_sp(sockpass_sock_is(SOCKPASS_INVALID_SOCK, 0, 0, -1), SOCKPASS_EBADF);
+  assert_sp(sockpass_sock_is(l, 0, 0, 2), SOCKPASS_EINVAL);
+  assert_sp(sockpass_sock_is(l, -1, 0, -1), SOCKPASS_EINVAL);
+  assert_sp(sockpass_sock_is_inet(l, AF_UNIX, 0, -1, 0), SOCKPASS_EINVAL);
+#ifndef _WIN32
+  {
+    sockpass_chan_t *a, *b;
+    int p[2];
+    assert_sp(sockpass_pair(&a, &b), 0);
+    assert_int_equal(sockpass_sock_is(sockpass_handle(a), AF_UNIX, 0, 0), 1);
+    assert_int_equal(sockpass_sock_is_inet(sockpass_handle(a), 0, 0, -1, 0), 0);
+    sockpass_close(a);
+    sockpass_close(b);
+    assert_int_equal(pipe(p), 0);
+    assert_sp(sockpass_sock_is(p[0], 0, 0, -1), SOCKPASS_ENOTSOCK);
+    close(p[0]);
+    close(p[1]);
+  }
+#else
+  {
+    HANDLE ev = CreateEventA(NULL, TRUE, FALSE, NULL);
+    assert_sp(sockpass_sock_is((SOCKET)ev, 0, 0, -1), SOCKPASS_ENOTSOCK);
+    CloseHandle(ev);
+  }
+#endif
+  sockpass_close_sock(c);
+  sockpass_close_sock(l);
+  sockpass_close_sock(u);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       SP_TEST(version),    SP_TEST(error_table),  SP_TEST(channel_args),
       SP_TEST(open_takes_ownership), SP_TEST(send_args), SP_TEST(recv_args),
       SP_TEST(sock_args),  SP_TEST(adopt_socket), SP_TEST(name_too_long), SP_TEST(peer_check),
-      SP_TEST(connect_timeout),
+      SP_TEST(connect_timeout), SP_TEST(sock_is),
   };
   return sp_test_main(argc, argv, "api", tests, sizeof tests / sizeof tests[0], NULL, 0);
 }

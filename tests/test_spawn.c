@@ -231,6 +231,48 @@ static int sp_mode_env(const char *kind, const char *parent) {
 #endif
     SP_CHECK_RC(sockpass_inherited(s, &n), SOCKPASS_EPROTO);
     SP_CHECK(n == 0);
+  } else if (strcmp(kind, "env-names") == 0 || strcmp(kind, "env-keep") == 0) {
+    /* One real socket, given the way a starter gives it, with two names
+     * (refused, as systemd refuses it) or one name and the environment
+     * kept (sd_listen_fds(0)). */
+    int keep = strcmp(kind, "env-keep") == 0;
+    unsigned short port;
+    sockpass_sock_t u;
+#ifdef _WIN32
+    sp_net_init(); /* the socket below is made with plain Winsock */
+#endif
+    u = sp_udp_socket(&port);
+    SP_CHECK(u != SOCKPASS_INVALID_SOCK);
+#ifdef _WIN32
+    snprintf(num, sizeof num, "%llu", (unsigned long long)u);
+    sp_setenv("SOCKPASS_PPID", parent);
+    sp_setenv("SOCKPASS_SOCKETS", num);
+    sp_setenv("SOCKPASS_NAMES", keep ? "one" : "one:two");
+#else
+    (void)parent;
+    SP_CHECK(u == 3 || dup2(u, 3) == 3);
+    if (u != 3)
+      close(u);
+    u = 3;
+    snprintf(num, sizeof num, "%ld", sp_getpid());
+    sp_setenv("LISTEN_PID", num);
+    sp_setenv("LISTEN_FDS", "1");
+    sp_setenv("LISTEN_FDNAMES", keep ? "one" : "one:two");
+#endif
+    if (keep) {
+      SP_CHECK_RC(sockpass_inherited_keep_env(), 0);
+      SP_CHECK_RC(sockpass_inherited(s, &n), 0);
+      SP_CHECK(n == 1 && sp_sock_port(s[0]) == port);
+      SP_CHECK(strcmp(sockpass_inherited_name(0), "one") == 0);
+      SP_CHECK_RC(sockpass_inherited_keep_env(), SOCKPASS_EINVAL); /* too late */
+      SP_CHECK(getenv("LISTEN_FDS") != NULL || getenv("SOCKPASS_SOCKETS") != NULL);
+      sockpass_close_sock(s[0]); /* u, or its copy (then u was closed by adopt) */
+      return 0;
+    }
+    SP_CHECK_RC(sockpass_inherited(s, &n), SOCKPASS_EPROTO);
+    SP_CHECK(n == 0);
+    SP_CHECK(sp_sock_port(u) == port); /* left open, not handed over */
+    sockpass_close_sock(u);
   } else {
 #ifndef _WIN32
     int p[2];
@@ -738,6 +780,12 @@ static void inherited_env(void **state) {
   snprintf(parent, sizeof parent, "%ld", sp_getpid());
   assert_int_equal(sp_finish(sp_start(other, NULL)), 0);
   assert_int_equal(sp_finish(sp_start(bad, NULL)), 0);
+  {
+    const char *names[] = {"env-names", parent, NULL};
+    const char *keep[] = {"env-keep", parent, NULL};
+    assert_int_equal(sp_finish(sp_start(names, NULL)), 0);
+    assert_int_equal(sp_finish(sp_start(keep, NULL)), 0);
+  }
 #ifndef _WIN32
   {
     const char *notsock[] = {"env-notsock", NULL};

@@ -438,7 +438,8 @@ void sp__inherited_read(sp_inherit_t *st) {
   for (k = 0; k < SP_NVARS; k++) {
     s = getenv(sp_vars[k]);
     val[k] = s != NULL ? strdup(s) : NULL;
-    unsetenv(sp_vars[k]);
+    if (!st->keep_env)
+      unsetenv(sp_vars[k]);
   }
   /* Meant for this process? If not, a parent left them: not ours. */
   if (sp_parse_int(val[0], LONG_MAX, &pid) < 0 || pid != (long)getpid())
@@ -456,6 +457,10 @@ void sp__inherited_read(sp_inherit_t *st) {
     }
     if (sp__adopt((int)chan, &st->chan) < 0)
       st->chan = -1; /* not a socket: no channel to hand over */
+  }
+  if (!sp__names_match(val[2], (size_t)n)) {
+    st->err = SOCKPASS_EPROTO; /* the descriptors are left as they are */
+    goto done;
   }
   st->names = val[2];
   val[2] = NULL;

@@ -588,7 +588,7 @@ void sp__proc_free(sockpass_proc_t *p) {
 
 /* Read variable v as UTF-8 (malloc'd, NULL when unset) and remove it from
  * the process environment and from the C runtime's copy, so getenv agrees. */
-static char *sp_env_take(size_t v) {
+static char *sp_env_take(size_t v, int keep) {
   DWORD room = 0, n;
   wchar_t *w = NULL, *grown;
   char *s = NULL;
@@ -608,8 +608,10 @@ static char *sp_env_take(size_t v) {
       WideCharToMultiByte(CP_UTF8, 0, w, -1, s, len, NULL, NULL);
   }
   free(w);
-  SetEnvironmentVariableW(sp_vars[v].name, NULL);
-  _putenv(sp_vars[v].unset);
+  if (!keep) {
+    SetEnvironmentVariableW(sp_vars[v].name, NULL);
+    _putenv(sp_vars[v].unset);
+  }
   return s;
 }
 
@@ -693,7 +695,7 @@ void sp__inherited_read(sp_inherit_t *st) {
   HANDLE h;
 
   for (v = 0; v < SP_NVARS; v++)
-    val[v] = sp_env_take(v);
+    val[v] = sp_env_take(v, st->keep_env);
   /* Meant for this process? If not, a parent left them: not ours. */
   if (val[SP_VAR_PPID] == NULL || sp_parse_one(val[SP_VAR_PPID], 0xffffffffu, &ppid) < 0 ||
       ppid == 0 || ppid != sp_parent_pid())
@@ -722,6 +724,10 @@ void sp__inherited_read(sp_inherit_t *st) {
       SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0);
       st->chan = h;
     }
+  }
+  if (!sp__names_match(val[SP_VAR_NAMES], n)) {
+    st->err = SOCKPASS_EPROTO; /* the handles are left as they are */
+    goto done;
   }
   st->names = val[SP_VAR_NAMES];
   val[SP_VAR_NAMES] = NULL;
