@@ -98,7 +98,7 @@ typedef struct sockpass_chan sockpass_chan_t;
   XX(ENOMEM, -3011, "out of memory")                                           \
   XX(EMFILE, -3012, "too many open descriptors or handles in this process")    \
   XX(EADDRINUSE, -3013, "endpoint name already in use")                        \
-  XX(ENOENT, -3014, "no such endpoint")                                        \
+  XX(ENOENT, -3014, "no such endpoint, file or program")                       \
   XX(ECONNREFUSED, -3015, "connection refused")                                \
   XX(EACCES, -3016, "permission denied")                                       \
   XX(ENAMETOOLONG, -3017, "endpoint name too long")                            \
@@ -137,11 +137,15 @@ SOCKPASS_EXTERN const char *sockpass_err_name(int err);
 SOCKPASS_EXTERN int sockpass_pair(sockpass_chan_t **a, sockpass_chan_t **b);
 
 /* Listen on a named endpoint. POSIX: a filesystem path, created with mode
- * 0600; on Linux "@name" is the abstract namespace. A path holding a stale
- * socket is replaced; anything else there gives SOCKPASS_EADDRINUSE.
+ * 0600; on Linux "@name" is the abstract namespace ("@" alone is
+ * SOCKPASS_EINVAL). One owner per name: a path listener holds an flock'ed
+ * "<path>.lock" (mode 0600) while it lives; a pipe listener a named mutex.
+ * Of processes claiming one name at once exactly one succeeds, the others
+ * get SOCKPASS_EADDRINUSE without connecting to the owner. A path holding a
+ * stale socket is replaced; anything else there gives SOCKPASS_EADDRINUSE.
  * Windows: "\\.\pipe\name" or a bare "name" meaning that. The listener is
  * handed over; accept on it, close it with sockpass_close (which also removes
- * the socket file it created). */
+ * the socket and lock files it created). */
 SOCKPASS_EXTERN int sockpass_listen(const char *name, sockpass_chan_t **listener);
 
 /* Wait for a peer on a listener (honours the listener's timeout and cancel)
@@ -150,7 +154,10 @@ SOCKPASS_EXTERN int sockpass_accept(sockpass_chan_t *listener, sockpass_chan_t *
 
 /* Connect to a named endpoint. SOCKPASS_ENOENT when no such endpoint exists,
  * SOCKPASS_ECONNREFUSED when it exists but nobody listens (a stale socket
- * file, an unused Linux "@name"). The channel is handed over. */
+ * file, an unused Linux "@name"). POSIX waits while the listener's backlog
+ * is full (Linux), Windows up to 5 s while every pipe instance is busy
+ * (SOCKPASS_ETIMEDOUT); sockpass_connect_timeout bounds that. The channel is
+ * handed over. */
 SOCKPASS_EXTERN int sockpass_connect(const char *name, sockpass_chan_t **chan);
 
 /* sockpass_connect, waiting at most timeout_ms while the endpoint exists but
@@ -176,7 +183,9 @@ SOCKPASS_EXTERN int sockpass_open(sockpass_handle_t handle, sockpass_chan_t **ch
 SOCKPASS_EXTERN sockpass_handle_t sockpass_handle(sockpass_chan_t *chan);
 
 /* Close the channel and its OS handle. NULL is ignored. No call may be using
- * the channel (cancel and join such calls first). */
+ * the channel (cancel and join such calls first). Undefined behaviour, not
+ * detected: closing a channel twice, or using it (any call, including
+ * sockpass_handle) after it was closed; the memory is freed. */
 SOCKPASS_EXTERN void sockpass_close(sockpass_chan_t *chan);
 
 /* ---- Waiting ---- */
@@ -227,7 +236,9 @@ SOCKPASS_EXTERN int sockpass_recv(sockpass_chan_t *chan, sockpass_sock_t *socks,
  * the caller owns it. On error raw is left as it was. */
 SOCKPASS_EXTERN int sockpass_adopt(sockpass_sock_t raw, sockpass_sock_t *sock);
 
-/* Close a socket the caller owns (close() or closesocket()). */
+/* Close a socket the caller owns (close() or closesocket()). Closing a value
+ * twice is undefined behaviour: the number may already name another
+ * descriptor or handle of this process, which would be closed instead. */
 SOCKPASS_EXTERN int sockpass_close_sock(sockpass_sock_t sock);
 
 /* ---- Peer identity ---- */
@@ -333,7 +344,7 @@ SOCKPASS_EXTERN int sockpass_proc_kill(sockpass_proc_t *proc);
 
 /* Release proc. It neither waits nor stops the child; on POSIX a child that
  * was not waited for stays a zombie until this process reaps it. NULL is
- * ignored. */
+ * ignored. Freeing twice, or using proc afterwards, is undefined behaviour. */
 SOCKPASS_EXTERN void sockpass_proc_free(sockpass_proc_t *proc);
 
 /* ---- In a started program: what the starter gave ----

@@ -13,10 +13,13 @@ const char *sockpass_version_string(void) {
 }
 
 int sockpass_pair(sockpass_chan_t **a, sockpass_chan_t **b) {
+  /* On error both are NULL: whichever of them can be written. */
+  if (a != NULL)
+    *a = NULL;
+  if (b != NULL)
+    *b = NULL;
   if (a == NULL || b == NULL || a == b)
     return SOCKPASS_EINVAL;
-  *a = NULL;
-  *b = NULL;
   return sp__pair(a, b);
 }
 

@@ -54,9 +54,15 @@ static void error_table(void **s) {
 
 static void channel_args(void **s) {
   sockpass_chan_t *a = (sockpass_chan_t *)&a, *b = (sockpass_chan_t *)&b;
+  /* On error both are NULL, whichever can be written (docs/api.md). */
   assert_sp(sockpass_pair(NULL, &b), SOCKPASS_EINVAL);
+  assert_null(b);
   assert_sp(sockpass_pair(&a, NULL), SOCKPASS_EINVAL);
+  assert_null(a);
+  a = (sockpass_chan_t *)&a;
   assert_sp(sockpass_pair(&a, &a), SOCKPASS_EINVAL);
+  assert_null(a);
+  a = (sockpass_chan_t *)&a;
   assert_sp(sockpass_listen(NULL, &a), SOCKPASS_EINVAL);
   assert_null(a);
   a = (sockpass_chan_t *)&a;
@@ -350,6 +356,37 @@ static void connect_timeout(void **s) {
 }
 
 /* sd_is_socket-like checks of family, type, listening state and port. */
+/* A socket value that is closed, or a live handle of another kind, in a
+ * message: EBADF and ENOTSOCK on both OSes where the OS can tell. */
+static void send_dead_socket(void **s) {
+  sockpass_chan_t *a, *b;
+  unsigned short port;
+  sockpass_sock_t u = sp_udp_socket(&port), dead;
+  (void)s;
+  assert_sp(sockpass_pair(&a, &b), 0);
+  assert_sp(sockpass_set_timeout(a, sp_scale_ms(5000)), 0);
+  dead = u;
+  sockpass_close_sock(u);
+  assert_sp(sockpass_send(a, &dead, 1, "x", 1), SOCKPASS_EBADF);
+#ifdef _WIN32
+  {
+    HANDLE ev = CreateEventA(NULL, TRUE, FALSE, NULL);
+    sockpass_sock_t notsock = (sockpass_sock_t)ev;
+    assert_sp(sockpass_send(a, &notsock, 1, "x", 1), SOCKPASS_ENOTSOCK);
+    CloseHandle(ev);
+  }
+#endif
+  /* Nothing of the failed messages reached the peer. */
+  {
+    char buf[4];
+    size_t n = 0, len = sizeof buf;
+    assert_sp(sockpass_set_timeout(b, SOCKPASS_NONBLOCK), 0);
+    assert_sp(sockpass_recv(b, NULL, &n, buf, &len), SOCKPASS_EAGAIN);
+  }
+  sockpass_close(a);
+  sockpass_close(b);
+}
+
 static void sock_is(void **s) {
   unsigned short port, uport;
   sockpass_sock_t l = sp_tcp_listener(&port), u = sp_udp_socket(&uport), c;
@@ -404,7 +441,7 @@ int main(int argc, char **argv) {
       SP_TEST(version),    SP_TEST(error_table),  SP_TEST(channel_args),
       SP_TEST(open_takes_ownership), SP_TEST(send_args), SP_TEST(recv_args),
       SP_TEST(sock_args),  SP_TEST(adopt_socket), SP_TEST(name_too_long), SP_TEST(peer_check),
-      SP_TEST(connect_timeout), SP_TEST(sock_is),
+      SP_TEST(connect_timeout), SP_TEST(sock_is), SP_TEST(send_dead_socket),
   };
   return sp_test_main(argc, argv, "api", tests, sizeof tests / sizeof tests[0], NULL, 0);
 }

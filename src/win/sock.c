@@ -43,8 +43,18 @@ int sp__wsa_error(void) { return sp__translate(WSAGetLastError()); }
 
 int sp__sock_dup(SOCKET s, DWORD pid, unsigned char *rec) {
   WSAPROTOCOL_INFOW info;
-  if (WSADuplicateSocketW(s, pid, &info) != 0)
-    return sp__wsa_error();
+  if (WSADuplicateSocketW(s, pid, &info) != 0) {
+    int rc = sp__wsa_error(), type = 0, tl = (int)sizeof type;
+    DWORD hflags;
+    /* As on POSIX: a closed value is EBADF, a live handle of another kind
+     * (a file, a pipe) is no socket. Winsock says ENOTSOCK or EOPNOTSUPP
+     * for both. */
+    if (!GetHandleInformation((HANDLE)s, &hflags))
+      return SOCKPASS_EBADF;
+    if (getsockopt(s, SOL_SOCKET, SO_TYPE, (char *)&type, &tl) != 0)
+      return SOCKPASS_ENOTSOCK;
+    return rc;
+  }
   memcpy(rec, &info, sizeof info);
   return 0;
 }
