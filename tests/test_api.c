@@ -258,7 +258,7 @@ static void peer_check(void **s) {
   {
     char buf[4];
     size_t n = 0, len = sizeof buf;
-    assert_sp(sockpass_set_timeout(c, 5000), 0);
+    assert_sp(sockpass_set_timeout(c, sp_scale_ms(5000)), 0);
     assert_sp(sockpass_recv(c, NULL, &n, buf, &len), SOCKPASS_EOF);
   }
   sockpass_close(c);

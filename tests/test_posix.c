@@ -100,7 +100,7 @@ static void on_usr1(int sig) { (void)sig; }
 
 static int eintr_receiver(sockpass_chan_t *c) {
   int i;
-  sockpass_set_timeout(c, 20000);
+  sockpass_set_timeout(c, sp_scale_ms(20000));
   for (i = 0; i < 20; i++) {
     int sk = -1;
     size_t n = 1, len = sizeof(int);
@@ -266,7 +266,7 @@ static int stream_reader(sockpass_chan_t *c) {
   size_t total = 0, fds = 0, i;
   int ok = 1;
   SP_CHECK(buf != NULL);
-  sockpass_set_timeout(c, 20000);
+  sockpass_set_timeout(c, sp_scale_ms(20000));
   while (total < SOCKPASS_MAX_PAYLOAD && ok) {
     int sk[4];
     size_t n = 4, len = SOCKPASS_MAX_PAYLOAD - total; /* small reads: many chunks */

@@ -21,7 +21,7 @@
 #include <sys/prctl.h>
 #endif
 
-#define SP_WAIT_MS 20000
+#define SP_WAIT_MS sp_scale_ms(20000)
 
 static char sp_exe[4096];
 
