@@ -210,6 +210,41 @@ static void refused_claim_queues_nothing(void **s) {
   sockpass_close(l);
 }
 
+#ifdef _WIN32
+/* The longest pipe name (256 characters with "\\.\pipe\"), and two long
+ * names that differ only after the part of the claim kept verbatim: each
+ * has its own owner, and one name in two cases is one name. */
+static void long_names(void **s) {
+  char a[300], b[300];
+  sockpass_chan_t *la, *lb, *l2 = NULL, *c = NULL, *d = NULL;
+  size_t i;
+  (void)s;
+  snprintf(a, sizeof a, "sockpass-long-%ld-", sp_getpid());
+  for (i = strlen(a); i < 247; i++)
+    a[i] = 'x';
+  a[247] = '\0';
+  memcpy(b, a, sizeof a);
+  b[246] = 'y';
+  assert_sp(sockpass_listen(a, &la), 0);
+  assert_sp(sockpass_listen(b, &lb), 0);
+  assert_sp(sockpass_listen(a, &l2), SOCKPASS_EADDRINUSE);
+  for (i = 0; a[i] != '\0'; i++)
+    b[i] = a[i] >= 'a' && a[i] <= 'z' ? (char)(a[i] - 'a' + 'A') : a[i];
+  b[i] = '\0';
+  assert_sp(sockpass_listen(b, &l2), SOCKPASS_EADDRINUSE); /* pipe names ignore case */
+  assert_sp(sockpass_connect(a, &c), 0);
+  assert_sp(sockpass_set_timeout(la, sp_scale_ms(5000)), 0);
+  assert_sp(sockpass_accept(la, &d), 0);
+  sockpass_close(c);
+  sockpass_close(d);
+  sockpass_close(la);
+  sockpass_close(lb);
+  a[247] = 'z';
+  a[248] = '\0';
+  assert_sp(sockpass_listen(a, &l2), SOCKPASS_ENAMETOOLONG);
+}
+#endif
+
 #ifndef _WIN32
 /* What a listener that died leaves behind (a socket file, an unlocked lock
  * file) does not keep the path; a lock file that is not a plain file does. */
@@ -270,6 +305,8 @@ int main(int argc, char **argv) {
       SP_TEST(refused_claim_queues_nothing),
 #ifndef _WIN32
       SP_TEST(stale_leftovers),
+#else
+      SP_TEST(long_names),
 #endif
   };
 #ifdef _WIN32

@@ -759,7 +759,7 @@ int sp__pair(sockpass_chan_t **a, sockpass_chan_t **b) {
 static int sp_name_claim(const wchar_t *pipe, HANDLE *out) {
   const wchar_t *tail = pipe + SP_PIPE_PREFIX_LEN;
   size_t plen = wcslen(SP_CLAIM_PREFIX), n = wcslen(tail), i, keep;
-  wchar_t obj[SP_CLAIM_KEEP + 64];
+  wchar_t obj[SP_PIPE_NAME_MAX + 64]; /* the prefix and the longest name */
   unsigned long long hash = 1469598103934665603ULL; /* FNV-1a */
   SECURITY_ATTRIBUTES sa;
   HANDLE h;
@@ -768,6 +768,8 @@ static int sp_name_claim(const wchar_t *pipe, HANDLE *out) {
   if ((rc = sp_security(&sa)) < 0)
     return rc;
   memcpy(obj, SP_CLAIM_PREFIX, plen * sizeof *obj);
+  if (n > SP_PIPE_NAME_MAX)
+    return SOCKPASS_ENAMETOOLONG; /* sp_pipe_name has refused it already */
   keep = n > SP_CLAIM_KEEP ? SP_CLAIM_KEEP : n;
   if (LCMapStringW(LOCALE_INVARIANT, LCMAP_UPPERCASE, tail, (int)n, obj + plen, (int)n) == 0 &&
       n > 0)
