@@ -98,7 +98,7 @@ typedef struct sockpass_chan sockpass_chan_t;
   XX(ENOMEM, -3011, "out of memory")                                           \
   XX(EMFILE, -3012, "too many open descriptors or handles in this process")    \
   XX(EADDRINUSE, -3013, "endpoint name already in use")                        \
-  XX(ENOENT, -3014, "no such endpoint")                                        \
+  XX(ENOENT, -3014, "no such endpoint, file or program")                       \
   XX(ECONNREFUSED, -3015, "connection refused")                                \
   XX(EACCES, -3016, "permission denied")                                       \
   XX(ENAMETOOLONG, -3017, "endpoint name too long")                            \
@@ -137,11 +137,15 @@ SOCKPASS_EXTERN const char *sockpass_err_name(int err);
 SOCKPASS_EXTERN int sockpass_pair(sockpass_chan_t **a, sockpass_chan_t **b);
 
 /* Listen on a named endpoint. POSIX: a filesystem path, created with mode
- * 0600; on Linux "@name" is the abstract namespace. A path holding a stale
- * socket is replaced; anything else there gives SOCKPASS_EADDRINUSE.
+ * 0600; on Linux "@name" is the abstract namespace ("@" alone is
+ * SOCKPASS_EINVAL). One owner per name: a path listener holds an flock'ed
+ * "<path>.lock" (mode 0600) while it lives; a pipe listener a named mutex.
+ * Of processes claiming one name at once exactly one succeeds, the others
+ * get SOCKPASS_EADDRINUSE without connecting to the owner. A path holding a
+ * stale socket is replaced; anything else there gives SOCKPASS_EADDRINUSE.
  * Windows: "\\.\pipe\name" or a bare "name" meaning that. The listener is
  * handed over; accept on it, close it with sockpass_close (which also removes
- * the socket file it created). */
+ * the socket and lock files it created). */
 SOCKPASS_EXTERN int sockpass_listen(const char *name, sockpass_chan_t **listener);
 
 /* Wait for a peer on a listener (honours the listener's timeout and cancel)
@@ -150,8 +154,21 @@ SOCKPASS_EXTERN int sockpass_accept(sockpass_chan_t *listener, sockpass_chan_t *
 
 /* Connect to a named endpoint. SOCKPASS_ENOENT when no such endpoint exists,
  * SOCKPASS_ECONNREFUSED when it exists but nobody listens (a stale socket
- * file, an unused Linux "@name"). The channel is handed over. */
+ * file, an unused Linux "@name"). POSIX waits while the listener's backlog
+ * is full (Linux), Windows up to 5 s while every pipe instance is busy
+ * (SOCKPASS_ETIMEDOUT); sockpass_connect_timeout bounds that. The channel is
+ * handed over. */
 SOCKPASS_EXTERN int sockpass_connect(const char *name, sockpass_chan_t **chan);
+
+/* sockpass_connect, waiting at most timeout_ms while the endpoint exists but
+ * cannot take the connection yet (POSIX: the listen backlog is full; Windows:
+ * every pipe instance is busy): SOCKPASS_WAIT_FOREVER, SOCKPASS_NONBLOCK
+ * (SOCKPASS_EAGAIN at once) or milliseconds (SOCKPASS_ETIMEDOUT). A connect
+ * that fails or times out leaves nothing behind: no descriptor or handle
+ * here, no connection queued for the listener to accept. The channel is
+ * handed over. */
+SOCKPASS_EXTERN int sockpass_connect_timeout(const char *name, int timeout_ms,
+                                             sockpass_chan_t **chan);
 
 /* Make a channel of an existing OS handle (inherited, received, made by hand).
  * POSIX: an AF_UNIX socket of type SOCK_SEQPACKET, SOCK_DGRAM or SOCK_STREAM;
@@ -187,7 +204,9 @@ SOCKPASS_EXTERN sockpass_handle_t sockpass_handle(sockpass_chan_t *chan);
 SOCKPASS_EXTERN int sockpass_ready_handle(sockpass_chan_t *chan, sockpass_handle_t *h);
 
 /* Close the channel and its OS handle. NULL is ignored. No call may be using
- * the channel (cancel and join such calls first). */
+ * the channel (cancel and join such calls first). Undefined behaviour, not
+ * detected: closing a channel twice, or using it (any call, including
+ * sockpass_handle) after it was closed; the memory is freed. */
 SOCKPASS_EXTERN void sockpass_close(sockpass_chan_t *chan);
 
 /* ---- Waiting ---- */
@@ -243,7 +262,9 @@ SOCKPASS_EXTERN int sockpass_recv(sockpass_chan_t *chan, sockpass_sock_t *socks,
  * the caller owns it. On error raw is left as it was. */
 SOCKPASS_EXTERN int sockpass_adopt(sockpass_sock_t raw, sockpass_sock_t *sock);
 
-/* Close a socket the caller owns (close() or closesocket()). */
+/* Close a socket the caller owns (close() or closesocket()). Closing a value
+ * twice is undefined behaviour: the number may already name another
+ * descriptor or handle of this process, which would be closed instead. */
 SOCKPASS_EXTERN int sockpass_close_sock(sockpass_sock_t sock);
 
 /* ---- Peer identity ---- */
@@ -303,9 +324,19 @@ typedef struct {
    * stdout (inetd mode; stderr stays this process's). On Windows the child
    * gets a non-overlapped copy, so ReadFile / WriteFile work on it. */
   sockpass_sock_t stdio;
-  /* 0. Reserved for flags. */
+  /* 0, or SOCKPASS_SPAWN_* flags. */
   unsigned int flags;
 } sockpass_spawn_opts_t;
+
+/* opts.flags: the child is killed when this process ends, however it ends
+ * (even SIGKILL / TerminateProcess). Linux: PR_SET_PDEATHSIG(SIGKILL), which
+ * fires when the thread that called sockpass_spawn ends, so call it from a
+ * thread that lives as long as the child should (docs/inherit.md). Windows:
+ * the child joins a job object of this process with
+ * JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, and its own children with it; the job's
+ * one handle stays open until this process ends. SOCKPASS_ENOTSUP on other
+ * OSes. */
+#define SOCKPASS_SPAWN_KILL_WITH_PARENT 0x1u
 
 /* Fill opts with the defaults: no sockets, no channel, no stdio socket. */
 SOCKPASS_EXTERN void sockpass_spawn_opts_init(sockpass_spawn_opts_t *opts);
@@ -339,7 +370,7 @@ SOCKPASS_EXTERN int sockpass_proc_kill(sockpass_proc_t *proc);
 
 /* Release proc. It neither waits nor stops the child; on POSIX a child that
  * was not waited for stays a zombie until this process reaps it. NULL is
- * ignored. */
+ * ignored. Freeing twice, or using proc afterwards, is undefined behaviour. */
 SOCKPASS_EXTERN void sockpass_proc_free(sockpass_proc_t *proc);
 
 /* ---- In a started program: what the starter gave ----
@@ -358,7 +389,8 @@ SOCKPASS_EXTERN void sockpass_proc_free(sockpass_proc_t *proc);
  * The sockets are handed over the first time they are returned; later calls
  * return the same values. SOCKPASS_ENOTSOCK (or SOCKPASS_EBADF) when an
  * inherited descriptor is not a socket; SOCKPASS_EPROTO when the variables
- * are malformed. */
+ * are malformed, or name a different number of sockets than they give (as
+ * systemd refuses it). */
 SOCKPASS_EXTERN int sockpass_inherited(sockpass_sock_t *socks, size_t *nsocks);
 
 /* The name of inherited socket index (LISTEN_FDNAMES), "unknown" when the
@@ -369,6 +401,24 @@ SOCKPASS_EXTERN const char *sockpass_inherited_name(size_t index);
 /* The channel end the starter gave (sockpass_spawn_opts_t.chan), handed over
  * once; SOCKPASS_ENOENT when there is none or it was already taken. */
 SOCKPASS_EXTERN int sockpass_inherited_chan(sockpass_chan_t **chan);
+
+/* Leave the variables in the environment when they are read (systemd's
+ * sd_listen_fds(0)), for a later reader such as another library in this
+ * process. Call it before any sockpass_inherited* call: afterwards it
+ * returns SOCKPASS_EINVAL (the variables are gone). Beware that a child this
+ * process starts by other means then inherits them too. */
+SOCKPASS_EXTERN int sockpass_inherited_keep_env(void);
+
+/* What an inherited socket is, as systemd's sd_is_socket / sd_is_socket_inet
+ * tell: 1 when sock has address family family (AF_*, 0 for any), type type
+ * (SOCK_*, 0 for any) and listening state listening (1 listening, 0 not, -1
+ * either), else 0. sockpass_sock_is_inet also wants AF_INET or AF_INET6
+ * (family 0: either) and, unless port is 0, that local port. sock is
+ * borrowed. SOCKPASS_EBADF / SOCKPASS_ENOTSOCK when it is no socket,
+ * SOCKPASS_EINVAL for a bad argument. */
+SOCKPASS_EXTERN int sockpass_sock_is(sockpass_sock_t sock, int family, int type, int listening);
+SOCKPASS_EXTERN int sockpass_sock_is_inet(sockpass_sock_t sock, int family, int type,
+                                          int listening, unsigned short port);
 
 #ifdef __cplusplus
 }

@@ -24,7 +24,11 @@ int sp__pair(sockpass_chan_t **a, sockpass_chan_t **b);
  * connected channel. The backend checks the name's length and syntax. */
 int sp__listen(const char *name, sockpass_chan_t **listener);
 int sp__accept(sockpass_chan_t *listener, sockpass_chan_t **chan);
-int sp__connect(const char *name, sockpass_chan_t **chan);
+/* timeout_ms: SOCKPASS_WAIT_FOREVER, SOCKPASS_NONBLOCK, milliseconds, or
+ * SP_CONNECT_DEFAULT for sockpass_connect's documented wait. A connect that
+ * fails leaves no connection queued in the listener where the OS allows. */
+#define SP_CONNECT_DEFAULT (-2)
+int sp__connect(const char *name, int timeout_ms, sockpass_chan_t **chan);
 
 /* A channel of an existing handle. Closes handle on error. */
 int sp__open(sockpass_handle_t handle, sockpass_chan_t **chan);
@@ -56,6 +60,11 @@ int sp__recv(sockpass_chan_t *chan, sockpass_sock_t *socks, size_t *nsocks,
              void *buf, size_t *len);
 
 int sp__adopt(sockpass_sock_t raw, sockpass_sock_t *sock);
+
+/* What a socket is: its address family (AF_*), type (SOCK_*), whether it
+ * listens, and its local port (0 when it has none). SOCKPASS_EBADF /
+ * SOCKPASS_ENOTSOCK when it is no socket. */
+int sp__sock_info(sockpass_sock_t sock, int *family, int *type, int *listening, int *port);
 int sp__close_sock(sockpass_sock_t sock);
 int sp__peer(sockpass_chan_t *chan, sockpass_peer_t *peer);
 
@@ -80,7 +89,7 @@ void sp__close_quiet(sockpass_chan_t *chan);
 /* ---- Spawning (docs/inherit.md) ----
  * The portable layer (src/spawn.c) has checked: file and argv[0] non-NULL,
  * opts non-NULL, nsocks <= SOCKPASS_MAX_SOCKS, no invalid socket in socks,
- * flags 0; names is NULL or the names joined with ':' (each checked). */
+ * flags known; names is NULL or the names joined with ':' (each checked). */
 int sp__spawn(const char *file, const char *const *argv, const sockpass_spawn_opts_t *opts,
               const char *names, sockpass_proc_t **proc);
 long sp__proc_pid(const sockpass_proc_t *proc);
@@ -95,11 +104,18 @@ typedef struct {
   sockpass_sock_t *socks; /* malloc'd, adopted; NULL when nsocks is 0 */
   char *names;            /* malloc'd names joined with ':', or NULL */
   sockpass_handle_t chan; /* the channel end, or SOCKPASS_INVALID_HANDLE */
+  int keep_env;           /* input: leave the variables in the environment */
 } sp_inherit_t;
 
-/* Read the variables, remove them from the environment, adopt each socket.
- * st arrives zeroed with chan invalid. */
+/* Read the variables, remove them from the environment (unless
+ * st->keep_env), adopt each socket. st arrives zeroed but for keep_env,
+ * with chan invalid. */
 void sp__inherited_read(sp_inherit_t *st);
+
+/* Whether names (NULL, or ':'-separated) names n sockets, as systemd's
+ * sd_listen_fds_with_names requires: as many names as sockets, or none.
+ * The backends check it before adopting anything (else SOCKPASS_EPROTO). */
+int sp__names_match(const char *names, size_t n);
 
 /* Atomically take st->chan, leaving SOCKPASS_INVALID_HANDLE behind. */
 sockpass_handle_t sp__inherit_take_chan(sp_inherit_t *st);

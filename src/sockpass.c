@@ -13,10 +13,13 @@ const char *sockpass_version_string(void) {
 }
 
 int sockpass_pair(sockpass_chan_t **a, sockpass_chan_t **b) {
+  /* On error both are NULL: whichever of them can be written. */
+  if (a != NULL)
+    *a = NULL;
+  if (b != NULL)
+    *b = NULL;
   if (a == NULL || b == NULL || a == b)
     return SOCKPASS_EINVAL;
-  *a = NULL;
-  *b = NULL;
   return sp__pair(a, b);
 }
 
@@ -44,7 +47,16 @@ int sockpass_connect(const char *name, sockpass_chan_t **chan) {
   *chan = NULL;
   if (name == NULL || name[0] == '\0')
     return SOCKPASS_EINVAL;
-  return sp__connect(name, chan);
+  return sp__connect(name, SP_CONNECT_DEFAULT, chan);
+}
+
+int sockpass_connect_timeout(const char *name, int timeout_ms, sockpass_chan_t **chan) {
+  if (chan == NULL)
+    return SOCKPASS_EINVAL;
+  *chan = NULL;
+  if (name == NULL || name[0] == '\0' || timeout_ms < SOCKPASS_WAIT_FOREVER)
+    return SOCKPASS_EINVAL;
+  return sp__connect(name, timeout_ms, chan);
 }
 
 int sockpass_open(sockpass_handle_t handle, sockpass_chan_t **chan) {

@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "platform.h"
+#ifndef _WIN32
+#include <sys/socket.h> /* AF_INET, AF_INET6 */
+#endif
 
 void sockpass_spawn_opts_init(sockpass_spawn_opts_t *opts) {
   if (opts == NULL)
@@ -70,7 +73,8 @@ int sockpass_spawn(const char *file, const char *const *argv, const sockpass_spa
     sockpass_spawn_opts_init(&defaults);
     opts = &defaults;
   }
-  if (opts->flags != 0 || (opts->nsocks > 0 && opts->socks == NULL))
+  if ((opts->flags & ~SOCKPASS_SPAWN_KILL_WITH_PARENT) != 0 ||
+      (opts->nsocks > 0 && opts->socks == NULL))
     return SOCKPASS_EINVAL;
   if (opts->nsocks > SOCKPASS_MAX_SOCKS)
     return SOCKPASS_ETOOMANY;
@@ -110,12 +114,25 @@ void sockpass_proc_free(sockpass_proc_t *proc) {
 
 static sp_inherit_t sp_inherit;
 static char **sp_inherit_names; /* one per socket, pointing into .names */
+static volatile int sp_inherit_keep; /* sockpass_inherited_keep_env was called */
+static volatile int sp_inherit_done; /* the variables have been read */
+
+int sp__names_match(const char *names, size_t n) {
+  size_t fields = 1;
+  if (names == NULL || n == 0)
+    return 1;
+  for (; *names != '\0'; names++)
+    fields += *names == ':';
+  return fields == n;
+}
 
 static void sp_inherit_load(void) {
   size_t i;
   char *p;
   sp_inherit.chan = SOCKPASS_INVALID_HANDLE;
+  sp_inherit.keep_env = sp_inherit_keep;
   sp__inherited_read(&sp_inherit);
+  sp_inherit_done = 1;
   if (sp_inherit.nsocks == 0 || sp_inherit.names == NULL)
     return;
   sp_inherit_names = calloc(sp_inherit.nsocks, sizeof *sp_inherit_names);
@@ -132,6 +149,47 @@ static void sp_inherit_load(void) {
       sp_inherit_names[i] = p;
     p = end != NULL ? end + 1 : NULL;
   }
+}
+
+int sockpass_inherited_keep_env(void) {
+  if (sp_inherit_done)
+    return SOCKPASS_EINVAL; /* too late: already read (and removed) */
+  sp_inherit_keep = 1;
+  return 0;
+}
+
+/* family 0: any; listening -1: either; port 0: any. */
+static int sp_sock_is(sockpass_sock_t sock, int family, int type, int listening, int inet,
+                      unsigned short port) {
+  int f = 0, t = 0, l = 0, p = 0, rc;
+  if (sock == SOCKPASS_INVALID_SOCK)
+    return SOCKPASS_EBADF;
+  if (type < 0 || listening < -1 || listening > 1 || family < 0)
+    return SOCKPASS_EINVAL;
+  if (inet && family != 0 && family != AF_INET && family != AF_INET6)
+    return SOCKPASS_EINVAL;
+  if ((rc = sp__sock_info(sock, &f, &t, &l, &p)) < 0)
+    return rc;
+  if (family != 0 && f != family)
+    return 0;
+  if (inet && f != AF_INET && f != AF_INET6)
+    return 0;
+  if (type != 0 && t != type)
+    return 0;
+  if (listening >= 0 && l != listening)
+    return 0;
+  if (inet && port != 0 && p != (int)port)
+    return 0;
+  return 1;
+}
+
+int sockpass_sock_is(sockpass_sock_t sock, int family, int type, int listening) {
+  return sp_sock_is(sock, family, type, listening, 0, 0);
+}
+
+int sockpass_sock_is_inet(sockpass_sock_t sock, int family, int type, int listening,
+                          unsigned short port) {
+  return sp_sock_is(sock, family, type, listening, 1, port);
 }
 
 int sockpass_inherited(sockpass_sock_t *socks, size_t *nsocks) {

@@ -18,7 +18,7 @@
 #include <time.h>
 #endif
 
-#define SP_CHILD_TIMEOUT_MS 60000
+#define SP_CHILD_TIMEOUT_MS sp_scale_ms(60000)
 
 #ifdef _WIN32
 static int sp_win_warmup_count(void);
@@ -631,6 +631,16 @@ ssize_t sp_raw_recv(int sock, void *buf, size_t len, int *fds, size_t room, size
   return n;
 }
 #endif
+
+int sp_scale_ms(int ms) {
+  static int scale = 0;
+  if (scale == 0) {
+    const char *e = getenv("SOCKPASS_TEST_SCALE");
+    int v = e != NULL ? atoi(e) : 1;
+    scale = v >= 1 && v <= 100 ? v : 1;
+  }
+  return ms > 0x7fffffff / scale ? 0x7fffffff : ms * scale;
+}
 
 void sp_sleep_ms(int ms) {
 #ifdef _WIN32

@@ -108,6 +108,10 @@ unsigned short sp_sock_port(sockpass_sock_t s);
 int sp_write_all(sockpass_sock_t s, const void *buf, size_t n);
 int sp_read_n(sockpass_sock_t s, void *buf, size_t n); /* 0 when n bytes came */
 void sp_sleep_ms(int ms);
+/* A test's time limit for this stage: ms times SOCKPASS_TEST_SCALE (an
+ * integer 1..100, default 1; scripts/test raises it under valgrind and the
+ * sanitizers). Use it for every limit a slow machine could overrun. */
+int sp_scale_ms(int ms);
 
 /* Little-endian 32-bit values in raw bytes (message contents, frames). */
 void sp_put32(unsigned char *p, uint32_t v);

@@ -4,6 +4,12 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/un.h>
+#include <time.h>
+#endif
 
 static void version(void **s) {
   char want[32];
@@ -48,9 +54,15 @@ static void error_table(void **s) {
 
 static void channel_args(void **s) {
   sockpass_chan_t *a = (sockpass_chan_t *)&a, *b = (sockpass_chan_t *)&b;
+  /* On error both are NULL, whichever can be written (docs/api.md). */
   assert_sp(sockpass_pair(NULL, &b), SOCKPASS_EINVAL);
+  assert_null(b);
   assert_sp(sockpass_pair(&a, NULL), SOCKPASS_EINVAL);
+  assert_null(a);
+  a = (sockpass_chan_t *)&a;
   assert_sp(sockpass_pair(&a, &a), SOCKPASS_EINVAL);
+  assert_null(a);
+  a = (sockpass_chan_t *)&a;
   assert_sp(sockpass_listen(NULL, &a), SOCKPASS_EINVAL);
   assert_null(a);
   a = (sockpass_chan_t *)&a;
@@ -246,7 +258,7 @@ static void peer_check(void **s) {
   {
     char buf[4];
     size_t n = 0, len = sizeof buf;
-    assert_sp(sockpass_set_timeout(c, 5000), 0);
+    assert_sp(sockpass_set_timeout(c, sp_scale_ms(5000)), 0);
     assert_sp(sockpass_recv(c, NULL, &n, buf, &len), SOCKPASS_EOF);
   }
   sockpass_close(c);
@@ -259,11 +271,177 @@ static void peer_check(void **s) {
   sockpass_close(l);
 }
 
+/* A connect that cannot be taken (full backlog / every instance busy) waits
+ * at most its timeout, and leaves nothing behind in the listener. */
+static long sp_now_ms(void) {
+#ifdef _WIN32
+  return (long)GetTickCount64();
+#else
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+#endif
+}
+
+static void connect_timeout(void **s) {
+  char name[128];
+  sockpass_chan_t *c = (sockpass_chan_t *)&c, *first = NULL, *d = NULL;
+  long t0, took;
+#ifdef _WIN32
+  sockpass_chan_t *l;
+#else
+  struct sockaddr_un sa;
+  int l, fd;
+#endif
+  (void)s;
+  assert_sp(sockpass_connect_timeout("x", -2, &c), SOCKPASS_EINVAL);
+  assert_null(c);
+  assert_sp(sockpass_connect_timeout(NULL, 0, &c), SOCKPASS_EINVAL);
+  assert_sp(sockpass_connect_timeout("x", 0, NULL), SOCKPASS_EINVAL);
+#ifdef _WIN32
+  snprintf(name, sizeof name, "sockpass-ct-%ld", sp_getpid());
+  assert_sp(sockpass_connect_timeout(name, 100, &c), SOCKPASS_ENOENT);
+  /* The listener's one waiting instance is taken by the first client. */
+  assert_sp(sockpass_listen(name, &l), 0);
+  assert_sp(sockpass_connect_timeout(name, SOCKPASS_WAIT_FOREVER, &first), 0);
+#else
+  snprintf(name, sizeof name, "/tmp/sockpass-ct-%ld.sock", sp_getpid());
+  unlink(name);
+  assert_sp(sockpass_connect_timeout(name, 100, &c), SOCKPASS_ENOENT);
+  /* A listener with a backlog of 0 takes one queued connection, then its
+   * backlog is full. */
+  l = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+  assert_true(l >= 0);
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, name, strlen(name) + 1);
+  assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(listen(l, 0), 0);
+  assert_sp(sockpass_connect_timeout(name, SOCKPASS_WAIT_FOREVER, &first), 0);
+#endif
+  assert_sp(sockpass_connect_timeout(name, SOCKPASS_NONBLOCK, &c), SOCKPASS_EAGAIN);
+  assert_null(c);
+  t0 = sp_now_ms();
+  assert_sp(sockpass_connect_timeout(name, 300, &c), SOCKPASS_ETIMEDOUT);
+  took = sp_now_ms() - t0;
+  assert_null(c);
+  assert_true(took >= 290);
+  assert_true(took < sp_scale_ms(5000));
+  /* Exactly the first client is there to accept. */
+#ifdef _WIN32
+  assert_sp(sockpass_set_timeout(l, sp_scale_ms(5000)), 0);
+  assert_sp(sockpass_accept(l, &d), 0);
+  assert_sp(sockpass_set_timeout(l, SOCKPASS_NONBLOCK), 0);
+  assert_sp(sockpass_accept(l, &c), SOCKPASS_EAGAIN);
+  /* Now an instance waits again: a bounded connect gets it. */
+  assert_sp(sockpass_connect_timeout(name, sp_scale_ms(5000), &c), 0);
+  sockpass_close(c);
+  sockpass_close(l);
+#else
+  fd = accept(l, NULL, NULL);
+  assert_true(fd >= 0);
+  close(fd);
+  assert_int_equal(fcntl(l, F_SETFL, O_NONBLOCK), 0);
+  assert_int_equal(accept(l, NULL, NULL), -1);
+  assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+  /* Room again: a bounded connect is taken. */
+  assert_sp(sockpass_connect_timeout(name, sp_scale_ms(5000), &c), 0);
+  assert_int_equal(fcntl(sockpass_handle(c), F_GETFL) & O_NONBLOCK, 0);
+  sockpass_close(c);
+  close(l);
+  unlink(name);
+#endif
+  sockpass_close(d);
+  sockpass_close(first);
+}
+
+/* sd_is_socket-like checks of family, type, listening state and port. */
+/* A socket value that is closed, or a live handle of another kind, in a
+ * message: EBADF and ENOTSOCK on both OSes where the OS can tell. */
+static void send_dead_socket(void **s) {
+  sockpass_chan_t *a, *b;
+  unsigned short port;
+  sockpass_sock_t u = sp_udp_socket(&port), dead;
+  (void)s;
+  assert_sp(sockpass_pair(&a, &b), 0);
+  assert_sp(sockpass_set_timeout(a, sp_scale_ms(5000)), 0);
+  dead = u;
+  sockpass_close_sock(u);
+  assert_sp(sockpass_send(a, &dead, 1, "x", 1), SOCKPASS_EBADF);
+#ifdef _WIN32
+  {
+    HANDLE ev = CreateEventA(NULL, TRUE, FALSE, NULL);
+    sockpass_sock_t notsock = (sockpass_sock_t)ev;
+    assert_sp(sockpass_send(a, &notsock, 1, "x", 1), SOCKPASS_ENOTSOCK);
+    CloseHandle(ev);
+  }
+#endif
+  /* Nothing of the failed messages reached the peer. */
+  {
+    char buf[4];
+    size_t n = 0, len = sizeof buf;
+    assert_sp(sockpass_set_timeout(b, SOCKPASS_NONBLOCK), 0);
+    assert_sp(sockpass_recv(b, NULL, &n, buf, &len), SOCKPASS_EAGAIN);
+  }
+  sockpass_close(a);
+  sockpass_close(b);
+}
+
+static void sock_is(void **s) {
+  unsigned short port, uport;
+  sockpass_sock_t l = sp_tcp_listener(&port), u = sp_udp_socket(&uport), c;
+  (void)s;
+  assert_true(l != SOCKPASS_INVALID_SOCK && u != SOCKPASS_INVALID_SOCK);
+  c = sp_tcp_connect(port);
+  assert_true(c != SOCKPASS_INVALID_SOCK);
+  assert_int_equal(sockpass_sock_is(l, AF_INET, SOCK_STREAM, 1), 1);
+  assert_int_equal(sockpass_sock_is(l, 0, 0, -1), 1);
+  assert_int_equal(sockpass_sock_is(l, AF_INET6, 0, -1), 0);
+  assert_int_equal(sockpass_sock_is(l, 0, SOCK_DGRAM, -1), 0);
+  assert_int_equal(sockpass_sock_is(l, 0, 0, 0), 0);
+  assert_int_equal(sockpass_sock_is(c, AF_INET, SOCK_STREAM, 0), 1);
+  assert_int_equal(sockpass_sock_is(c, 0, 0, 1), 0);
+  assert_int_equal(sockpass_sock_is(u, AF_INET, SOCK_DGRAM, 0), 1);
+  assert_int_equal(sockpass_sock_is_inet(l, 0, SOCK_STREAM, 1, port), 1);
+  assert_int_equal(sockpass_sock_is_inet(l, AF_INET, 0, -1, 0), 1);
+  assert_int_equal(sockpass_sock_is_inet(l, 0, 0, -1, (unsigned short)(port + 1)), 0);
+  assert_int_equal(sockpass_sock_is_inet(u, 0, SOCK_DGRAM, -1, uport), 1);
+  assert_sp(sockpass_sock_is(SOCKPASS_INVALID_SOCK, 0, 0, -1), SOCKPASS_EBADF);
+  assert_sp(sockpass_sock_is(l, 0, 0, 2), SOCKPASS_EINVAL);
+  assert_sp(sockpass_sock_is(l, -1, 0, -1), SOCKPASS_EINVAL);
+  assert_sp(sockpass_sock_is_inet(l, AF_UNIX, 0, -1, 0), SOCKPASS_EINVAL);
+#ifndef _WIN32
+  {
+    sockpass_chan_t *a, *b;
+    int p[2];
+    assert_sp(sockpass_pair(&a, &b), 0);
+    assert_int_equal(sockpass_sock_is(sockpass_handle(a), AF_UNIX, 0, 0), 1);
+    assert_int_equal(sockpass_sock_is_inet(sockpass_handle(a), 0, 0, -1, 0), 0);
+    sockpass_close(a);
+    sockpass_close(b);
+    assert_int_equal(pipe(p), 0);
+    assert_sp(sockpass_sock_is(p[0], 0, 0, -1), SOCKPASS_ENOTSOCK);
+    close(p[0]);
+    close(p[1]);
+  }
+#else
+  {
+    HANDLE ev = CreateEventA(NULL, TRUE, FALSE, NULL);
+    assert_sp(sockpass_sock_is((SOCKET)ev, 0, 0, -1), SOCKPASS_ENOTSOCK);
+    CloseHandle(ev);
+  }
+#endif
+  sockpass_close_sock(c);
+  sockpass_close_sock(l);
+  sockpass_close_sock(u);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       SP_TEST(version),    SP_TEST(error_table),  SP_TEST(channel_args),
       SP_TEST(open_takes_ownership), SP_TEST(send_args), SP_TEST(recv_args),
       SP_TEST(sock_args),  SP_TEST(adopt_socket), SP_TEST(name_too_long), SP_TEST(peer_check),
+      SP_TEST(connect_timeout), SP_TEST(sock_is), SP_TEST(send_dead_socket),
   };
   return sp_test_main(argc, argv, "api", tests, sizeof tests / sizeof tests[0], NULL, 0);
 }

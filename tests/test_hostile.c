@@ -34,7 +34,7 @@
 
 _Static_assert(sizeof(WSAPROTOCOL_INFOW) == 628, "a record is 628 bytes");
 
-#define WAIT_MS 5000 /* every wait of the test and of the channel */
+#define WAIT_MS sp_scale_ms(5000) /* every wait of the test and of the channel */
 
 typedef struct {
   uint32_t magic;
@@ -829,7 +829,7 @@ static int claim_forwarded(sockpass_chan_t *c) {
   unsigned short port;
   size_t n = 0, len = sizeof buf;
   SOCKET s;
-  sockpass_set_timeout(c, 20000);
+  sockpass_set_timeout(c, sp_scale_ms(20000));
   SP_CHECK_RC(sockpass_send(c, NULL, 0, "ready", 5), 0);
   SP_CHECK_RC(sockpass_recv(c, NULL, &n, buf, &len), 0);
   SP_CHECK(len == sizeof buf);
@@ -880,7 +880,7 @@ static void record_for_another_process(void **s) {
   child = sp_child_start("claim_forwarded", b);
   sockpass_close(b);
   assert_non_null(child);
-  sockpass_set_timeout(a, 20000);
+  sockpass_set_timeout(a, sp_scale_ms(20000));
   assert_sp(sockpass_recv(a, NULL, &n, buf, &len), 0); /* "ready" */
   assert_sp(sockpass_peer(a, &who), 0);
   assert_true(who.pid > 0 && (uint32_t)who.pid != self_pid());

@@ -100,7 +100,7 @@ static void on_usr1(int sig) { (void)sig; }
 
 static int eintr_receiver(sockpass_chan_t *c) {
   int i;
-  sockpass_set_timeout(c, 20000);
+  sockpass_set_timeout(c, sp_scale_ms(20000));
   for (i = 0; i < 20; i++) {
     int sk = -1;
     size_t n = 1, len = sizeof(int);
@@ -179,11 +179,10 @@ static int emfile_b(sockpass_chan_t *c) {
   char buf[8];
   size_t n = 5, len = sizeof buf;
   SP_CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
-  /* Let the channel make its wake descriptor now, then allow exactly two
-   * new descriptors (numbers below the limit): fewer than the five coming. */
-  sockpass_set_timeout(c, 1);
-  SP_CHECK_RC(sockpass_recv(c, socks, &n, buf, &len), SOCKPASS_ETIMEDOUT);
-  sockpass_set_timeout(c, 20000);
+  /* Allow exactly two new descriptors (numbers below the limit): fewer
+   * than the five coming. The channel's wake descriptor was made with the
+   * channel, so the wait below needs none. */
+  sockpass_set_timeout(c, sp_scale_ms(20000));
   n = 5;
   len = sizeof buf;
   before = sp_count_fds();
@@ -211,6 +210,54 @@ static int emfile_b(sockpass_chan_t *c) {
 
 static void emfile_process(void **s) { sp_run_process(emfile_a, "emfile_b"); }
 
+/* With one descriptor left in the whole process, a receive that waits and
+ * then gets one socket succeeds, and cancel works with none left: the
+ * channel claimed everything it needs when it was made. */
+static sockpass_sock_t sp_limit_sock;
+
+static int sp_late_sender(sockpass_chan_t *c) {
+  sp_sleep_ms(100);
+  SP_CHECK_RC(sockpass_send(c, &sp_limit_sock, 1, "late", 4), 0);
+  return 0;
+}
+
+static void one_descriptor_left(void **s) {
+  sockpass_chan_t *a, *b;
+  sp_thread_t *t;
+  unsigned short port;
+  int *fill, nfill = 0, cap = 1 << 16, got = -1, rc;
+  char buf[8];
+  size_t n = 1, len = sizeof buf;
+  (void)s;
+  assert_sp(sockpass_pair(&a, &b), 0);
+  sp_limit_sock = sp_udp_socket(&port);
+  assert_sp(sockpass_set_timeout(b, sp_scale_ms(10000)), 0);
+  fill = malloc((size_t)cap * sizeof *fill);
+  assert_non_null(fill);
+  t = sp_thread_start(sp_late_sender, a);
+  assert_non_null(t);
+  while (nfill < cap && (fill[nfill] = fcntl(0, F_DUPFD_CLOEXEC, 0)) >= 0)
+    nfill++;
+  assert_true(nfill > 0 && nfill < cap && errno == EMFILE);
+  close(fill[--nfill]); /* exactly one number free */
+  rc = sockpass_recv(b, &got, &n, buf, &len);
+  /* Nothing free at all now: cancel still wakes the next wait. */
+  assert_sp(sockpass_cancel(b), 0);
+  n = 0;
+  len = sizeof buf;
+  assert_sp(sockpass_recv(b, NULL, &n, buf, &len), SOCKPASS_ECANCELED);
+  while (nfill > 0)
+    close(fill[--nfill]);
+  free(fill);
+  assert_int_equal(sp_thread_join(t), 0);
+  assert_sp(rc, 0);
+  assert_int_equal(sp_sock_port(got), port);
+  close(got);
+  close(sp_limit_sock);
+  sockpass_close(a);
+  sockpass_close(b);
+}
+
 /* ---- Stream channels: boundaries are the stream's, a partial write never
  * sends the descriptors twice. ---- */
 
@@ -219,7 +266,7 @@ static int stream_reader(sockpass_chan_t *c) {
   size_t total = 0, fds = 0, i;
   int ok = 1;
   SP_CHECK(buf != NULL);
-  sockpass_set_timeout(c, 20000);
+  sockpass_set_timeout(c, sp_scale_ms(20000));
   while (total < SOCKPASS_MAX_PAYLOAD && ok) {
     int sk[4];
     size_t n = 4, len = SOCKPASS_MAX_PAYLOAD - total; /* small reads: many chunks */
@@ -446,6 +493,8 @@ static void abstract_namespace(void **s) {
   unsigned short port;
   int sk, got = -1;
   size_t n = 1, len = 0;
+  assert_sp(sockpass_listen("@", &l), SOCKPASS_EINVAL); /* would autobind */
+  assert_sp(sockpass_connect("@", &c), SOCKPASS_EINVAL);
   snprintf(name, sizeof name, "@sockpass-abstract-%ld", (long)getpid());
   assert_sp(sockpass_listen(name, &l), 0);
   assert_sp(sockpass_connect(name, &c), 0);
@@ -495,6 +544,7 @@ int main(int argc, char **argv) {
       SP_TEST(eintr_is_retried),
       SP_TEST(no_sigpipe),
       SP_TEST(emfile_process),
+      SP_TEST(one_descriptor_left),
       SP_TEST(stream_partial_writes),
       SP_TEST(dgram_channel),
       SP_TEST(raw_peer),

@@ -27,7 +27,7 @@ static void python_both_directions(void **s) {
     _exit(127);
   }
   close(sv[1]);
-  assert_sp(sockpass_set_timeout(c, 20000), 0);
+  assert_sp(sockpass_set_timeout(c, sp_scale_ms(20000)), 0);
 
   /* sockpass -> Python: a connection and a UDP socket with a payload. */
   assert_int_equal(sp_tcp_pair(&client, &server), 0);

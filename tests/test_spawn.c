@@ -15,9 +15,13 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#endif
+#ifdef __linux__
+#include <sys/prctl.h>
 #endif
 
-#define SP_WAIT_MS 20000
+#define SP_WAIT_MS sp_scale_ms(20000)
 
 static char sp_exe[4096];
 
@@ -143,12 +147,12 @@ static int sp_mode_chan(const char *check) {
   size_t zero = 0;
   SP_CHECK_RC(sockpass_inherited(NULL, &zero), 0);
   SP_CHECK(zero == 0);
+  /* Checked before the channel is made: making it adds its own wake
+   * descriptor (docs/api.md, "What a channel holds"). */
+  if (strcmp(check, "exact") == 0 && sp_only_fds(1) != 0)
+    return 1;
   SP_CHECK_RC(sockpass_inherited_chan(&chan), 0);
   SP_CHECK_RC(sockpass_inherited_chan(&none), SOCKPASS_ENOENT);
-  if (strcmp(check, "exact") == 0 && sp_only_fds(1) != 0) {
-    sockpass_close(chan);
-    return 1;
-  }
   SP_CHECK_RC(sockpass_recv(chan, &s, &n, buf, &len), 0);
   SP_CHECK(n == 1 && len == 4 && memcmp(buf, "ping", 4) == 0);
   SP_CHECK(sp_write_all(s, "pong", 4) == 0);
@@ -227,6 +231,48 @@ static int sp_mode_env(const char *kind, const char *parent) {
 #endif
     SP_CHECK_RC(sockpass_inherited(s, &n), SOCKPASS_EPROTO);
     SP_CHECK(n == 0);
+  } else if (strcmp(kind, "env-names") == 0 || strcmp(kind, "env-keep") == 0) {
+    /* One real socket, given the way a starter gives it, with two names
+     * (refused, as systemd refuses it) or one name and the environment
+     * kept (sd_listen_fds(0)). */
+    int keep = strcmp(kind, "env-keep") == 0;
+    unsigned short port;
+    sockpass_sock_t u;
+#ifdef _WIN32
+    sp_net_init(); /* the socket below is made with plain Winsock */
+#endif
+    u = sp_udp_socket(&port);
+    SP_CHECK(u != SOCKPASS_INVALID_SOCK);
+#ifdef _WIN32
+    snprintf(num, sizeof num, "%llu", (unsigned long long)u);
+    sp_setenv("SOCKPASS_PPID", parent);
+    sp_setenv("SOCKPASS_SOCKETS", num);
+    sp_setenv("SOCKPASS_NAMES", keep ? "one" : "one:two");
+#else
+    (void)parent;
+    SP_CHECK(u == 3 || dup2(u, 3) == 3);
+    if (u != 3)
+      close(u);
+    u = 3;
+    snprintf(num, sizeof num, "%ld", sp_getpid());
+    sp_setenv("LISTEN_PID", num);
+    sp_setenv("LISTEN_FDS", "1");
+    sp_setenv("LISTEN_FDNAMES", keep ? "one" : "one:two");
+#endif
+    if (keep) {
+      SP_CHECK_RC(sockpass_inherited_keep_env(), 0);
+      SP_CHECK_RC(sockpass_inherited(s, &n), 0);
+      SP_CHECK(n == 1 && sp_sock_port(s[0]) == port);
+      SP_CHECK(strcmp(sockpass_inherited_name(0), "one") == 0);
+      SP_CHECK_RC(sockpass_inherited_keep_env(), SOCKPASS_EINVAL); /* too late */
+      SP_CHECK(getenv("LISTEN_FDS") != NULL || getenv("SOCKPASS_SOCKETS") != NULL);
+      sockpass_close_sock(s[0]); /* u, or its copy (then u was closed by adopt) */
+      return 0;
+    }
+    SP_CHECK_RC(sockpass_inherited(s, &n), SOCKPASS_EPROTO);
+    SP_CHECK(n == 0);
+    SP_CHECK(sp_sock_port(u) == port); /* left open, not handed over */
+    sockpass_close_sock(u);
   } else {
 #ifndef _WIN32
     int p[2];
@@ -250,6 +296,30 @@ static int sp_mode_env(const char *kind, const char *parent) {
   return 0;
 }
 
+/* starter FLAGS: start "sleep" with those sockpass_spawn flags, tell its pid
+ * on the inherited channel, then wait until the channel ends (or this
+ * process is killed). */
+static int sp_mode_starter(unsigned flags) {
+  const char *argv[] = {sp_exe, "--spawned", "sleep", NULL};
+  sockpass_spawn_opts_t o;
+  sockpass_chan_t *chan;
+  sockpass_proc_t *p;
+  unsigned char b[4];
+  size_t n = 0, len = sizeof b;
+  SP_CHECK_RC(sockpass_inherited_chan(&chan), 0);
+  sockpass_spawn_opts_init(&o);
+  o.flags = flags;
+  SP_CHECK_RC(sockpass_spawn(sp_exe, argv, &o, &p), 0);
+  sp_put32(b, (uint32_t)sockpass_proc_pid(p));
+  SP_CHECK_RC(sockpass_send(chan, NULL, 0, b, 4), 0);
+  (void)sockpass_recv(chan, NULL, &n, b, &len);
+  sockpass_proc_kill(p);
+  sockpass_proc_wait(p, SOCKPASS_WAIT_FOREVER, NULL);
+  sockpass_proc_free(p);
+  sockpass_close(chan);
+  return 0;
+}
+
 static int sp_spawned_main(int argc, char **argv) {
   if (argc < 1)
     return 2;
@@ -263,6 +333,8 @@ static int sp_spawned_main(int argc, char **argv) {
     sp_sleep_ms(60000);
     return 0;
   }
+  if (strcmp(argv[0], "starter") == 0 && argc == 2)
+    return sp_mode_starter((unsigned)atoi(argv[1]));
   if (strcmp(argv[0], "exit") == 0 && argc == 2)
     return atoi(argv[1]);
   if (strncmp(argv[0], "env-", 4) == 0)
@@ -540,7 +612,9 @@ static void spawn_errors(void **state) {
   o.names = empty_name;
   assert_sp(sockpass_spawn(sp_exe, argv, &o, &p), SOCKPASS_EINVAL);
   o.names = NULL;
-  o.flags = 1;
+  o.flags = 2; /* not a flag */
+  assert_sp(sockpass_spawn(sp_exe, argv, &o, &p), SOCKPASS_EINVAL);
+  o.flags = SOCKPASS_SPAWN_KILL_WITH_PARENT | 0x80000000u;
   assert_sp(sockpass_spawn(sp_exe, argv, &o, &p), SOCKPASS_EINVAL);
   o.flags = 0;
   for (i = 0; i < SOCKPASS_MAX_SOCKS + 1; i++)
@@ -604,6 +678,98 @@ static void proc_wait_kill(void **state) {
   assert_int_equal(sockpass_proc_pid(NULL), -1);
 }
 
+/* A process by pid: ended (and reaped here if it came to this process as
+ * an orphan), or not; and stopping it outright. */
+static int sp_pid_gone(long pid) {
+#ifdef _WIN32
+  HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, (DWORD)pid);
+  int gone;
+  if (h == NULL)
+    return GetLastError() == ERROR_INVALID_PARAMETER;
+  gone = WaitForSingleObject(h, 0) == WAIT_OBJECT_0;
+  CloseHandle(h);
+  return gone;
+#else
+  int st;
+  if (waitpid((pid_t)pid, &st, WNOHANG) == (pid_t)pid)
+    return 1;
+  return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+#endif
+}
+
+static void sp_pid_kill(long pid) {
+#ifdef _WIN32
+  HANDLE h = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, (DWORD)pid);
+  if (h != NULL) {
+    TerminateProcess(h, 1);
+    WaitForSingleObject(h, 10000);
+    CloseHandle(h);
+  }
+#else
+  kill((pid_t)pid, SIGKILL);
+#endif
+}
+
+/* SOCKPASS_SPAWN_KILL_WITH_PARENT: a starter killed outright takes its
+ * child along within a second; without the flag the child lives on. */
+static void kill_with_parent(void **state) {
+  int round;
+  (void)state;
+#ifdef __linux__
+  /* Orphans come to this process, so an ended one is reaped, not a zombie
+   * of an init that may not reap. */
+  assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+#endif
+  for (round = 0; round < 2; round++) {
+    unsigned flags = round == 0 ? SOCKPASS_SPAWN_KILL_WITH_PARENT : 0;
+    char fl[16];
+    const char *args[] = {"starter", fl, NULL};
+    sockpass_spawn_opts_t o;
+    sockpass_chan_t *mine, *theirs;
+    sockpass_proc_t *p;
+    unsigned char b[8];
+    size_t n = 0, len = sizeof b;
+    long grandchild, waited = 0;
+    snprintf(fl, sizeof fl, "%u", flags);
+    assert_sp(sockpass_pair(&mine, &theirs), 0);
+    sockpass_spawn_opts_init(&o);
+    o.chan = theirs;
+    p = sp_start(args, &o);
+    assert_sp(sockpass_set_timeout(mine, sp_scale_ms(SP_WAIT_MS)), 0);
+    assert_sp(sockpass_recv(mine, NULL, &n, b, &len), 0);
+    assert_int_equal(len, 4);
+    grandchild = (long)sp_get32(b);
+    assert_false(sp_pid_gone(grandchild));
+#ifdef _WIN32
+    assert_sp(sockpass_proc_kill(p), 0); /* TerminateProcess */
+#else
+    assert_int_equal(kill((pid_t)sockpass_proc_pid(p), SIGKILL), 0);
+#endif
+    assert_sp(sockpass_proc_wait(p, SP_WAIT_MS, NULL), 0);
+    sp_track(p, 0);
+    sockpass_proc_free(p);
+    sockpass_close(mine);
+    if (flags != 0) {
+      while (!sp_pid_gone(grandchild) && waited < sp_scale_ms(1000)) {
+        sp_sleep_ms(10);
+        waited += 10;
+      }
+      if (!sp_pid_gone(grandchild)) {
+        sp_pid_kill(grandchild);
+        fail_msg("child %ld still runs %ld ms after its starter was killed", grandchild, waited);
+      }
+      print_message("with the flag: gone after about %ld ms\n", waited);
+    } else {
+      sp_sleep_ms(300);
+      waited = !sp_pid_gone(grandchild);
+      sp_pid_kill(grandchild);
+      while (!sp_pid_gone(grandchild))
+        sp_sleep_ms(10);
+      assert_true(waited); /* it was still running: the flag is opt-in */
+    }
+  }
+}
+
 /* Variables made by hand in the child: meant for another process, malformed,
  * or naming a descriptor that is not a socket. */
 static void inherited_env(void **state) {
@@ -614,6 +780,12 @@ static void inherited_env(void **state) {
   snprintf(parent, sizeof parent, "%ld", sp_getpid());
   assert_int_equal(sp_finish(sp_start(other, NULL)), 0);
   assert_int_equal(sp_finish(sp_start(bad, NULL)), 0);
+  {
+    const char *names[] = {"env-names", parent, NULL};
+    const char *keep[] = {"env-keep", parent, NULL};
+    assert_int_equal(sp_finish(sp_start(names, NULL)), 0);
+    assert_int_equal(sp_finish(sp_start(keep, NULL)), 0);
+  }
 #ifndef _WIN32
   {
     const char *notsock[] = {"env-notsock", NULL};
@@ -672,7 +844,7 @@ int main(int argc, char **argv) {
       SP_SPAWN_TEST(spawn_listeners), SP_SPAWN_TEST(spawn_unnamed),
       SP_SPAWN_TEST(spawn_channel),   SP_SPAWN_TEST(spawn_inetd),
       SP_TEST(spawn_concurrent),      SP_TEST(spawn_errors),
-      SP_SPAWN_TEST(proc_wait_kill),  SP_SPAWN_TEST(inherited_env),
+      SP_SPAWN_TEST(proc_wait_kill),  SP_SPAWN_TEST(kill_with_parent),  SP_SPAWN_TEST(inherited_env),
       SP_TEST(inherited_none),
 #ifdef SP_SYSTEMD_SOCKET_ACTIVATE
       SP_SPAWN_TEST(systemd_socket_activate),

@@ -301,7 +301,7 @@ static int timeout_b(sockpass_chan_t *c) {
   len = sizeof buf;
   SP_CHECK_RC(sockpass_recv(c, NULL, &n, buf, &len), SOCKPASS_ETIMEDOUT);
   SP_CHECK_RC(sockpass_send(c, NULL, 0, "timeout", 7), 0);
-  SP_CHECK_RC(sockpass_set_timeout(c, 10000), 0);
+  SP_CHECK_RC(sockpass_set_timeout(c, sp_scale_ms(10000)), 0);
   n = 0;
   len = sizeof buf;
   SP_CHECK_RC(sockpass_recv(c, NULL, &n, buf, &len), 0);
@@ -399,7 +399,7 @@ static void recv_after_send(void **s) {
   assert_sp(sockpass_send(b, NULL, 0, "y", 1), 0);
   assert_sp(sockpass_send(a, NULL, 0, "z", 1), 0);
   recv_is(b, 0, "z");
-  assert_sp(sockpass_set_timeout(a, 10000), 0);
+  assert_sp(sockpass_set_timeout(a, sp_scale_ms(10000)), 0);
   recv_is(a, 0, "ping");
   recv_is(a, 0, "x");
   recv_is(a, 0, "y");
@@ -435,7 +435,7 @@ static void threads_share_channel(void **s) {
   sp_thread_t *t[SP_MT_THREADS];
   int next[SP_MT_THREADS] = {0}, i, k;
   assert_sp(sockpass_pair(&a, &b), 0);
-  assert_sp(sockpass_set_timeout(b, 20000), 0);
+  assert_sp(sockpass_set_timeout(b, sp_scale_ms(20000)), 0);
   for (i = 0; i < SP_MT_THREADS; i++)
     assert_non_null(t[i] = sp_thread_start(mt_sender, a));
   for (k = 0; k < SP_MT_THREADS * SP_MT_COUNT; k++) {

@@ -92,7 +92,7 @@ static void seed000_sent(void **s) {
   assert_sp(sockpass_listen(name, &srv), 0);
   child = sp_spawn_self(args, NULL);
   assert_non_null(child);
-  assert_sp(sockpass_set_timeout(srv, 30000), 0);
+  assert_sp(sockpass_set_timeout(srv, sp_scale_ms(30000)), 0);
   assert_sp(sockpass_accept(srv, &c), 0);
   assert_sp(sockpass_send(c, &l, 1, NULL, 0), 0);
   closesocket(l);

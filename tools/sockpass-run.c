@@ -741,8 +741,19 @@ typedef struct {
 
 /* Start the program. 0, or the exit code its failure calls for (after a
  * message). */
-static int sr_start(sr_opts_t *o, const sockpass_spawn_opts_t *so, sockpass_proc_t **proc) {
-  int rc = sockpass_spawn(o->prog[0], (const char *const *)o->prog, so, proc);
+/* Children die with the tool, even when it is killed outright (no orphan
+ * keeps a port or a connection): where the library can promise it. */
+#if defined(_WIN32) || defined(__linux__)
+#define SR_SPAWN_FLAGS SOCKPASS_SPAWN_KILL_WITH_PARENT
+#else
+#define SR_SPAWN_FLAGS 0u
+#endif
+
+static int sr_start(sr_opts_t *o, const sockpass_spawn_opts_t *so_in, sockpass_proc_t **proc) {
+  sockpass_spawn_opts_t so_copy = *so_in, *so = &so_copy;
+  int rc;
+  so->flags |= SR_SPAWN_FLAGS;
+  rc = sockpass_spawn(o->prog[0], (const char *const *)o->prog, so, proc);
   switch (rc) {
   case 0:
     return 0;

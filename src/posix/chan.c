@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -53,8 +54,9 @@ struct sockpass_chan {
    * recvmsg instead of after it. A hint only: a wrong guess costs one poll
    * that returns at once, a right one saves a recvmsg that fails. */
   int rx_expect_wait;
-  /* Made on first wait or cancel; -1 before. wake_rd is published last with
-   * release order, so a thread that sees it also sees wake_wr. */
+  /* Wakes a waiting call on cancel: an eventfd (wake_rd == wake_wr) or a
+   * pipe, made with the channel. wake_rd is published last with release
+   * order, so a thread that sees it also sees wake_wr. */
   int wake_rd, wake_wr;
   pthread_mutex_t lock; /* guards making the wake descriptors */
   pthread_mutex_t send_lock; /* streams: one message at a time */
@@ -63,6 +65,9 @@ struct sockpass_chan {
   char *path; /* listener: socket file to remove on close */
   dev_t path_dev;
   ino_t path_ino;
+  /* listener on a path: the flock'ed "<path>.lock", held while it lives. */
+  int lock_fd;
+  char *lock_path;
 };
 
 /* Deadline of one call, fixed at its first wait. */
@@ -109,8 +114,11 @@ static int sp_sockopts(int fd, int is_cloexec) {
   return 0;
 }
 
+static int sp_make_wake(sockpass_chan_t *c);
+
 static int sp_chan_new(int fd, int type, sockpass_chan_t **out) {
   sockpass_chan_t *c = calloc(1, sizeof *c);
+  int rc;
   if (c == NULL)
     return SOCKPASS_ENOMEM;
   c->fd = fd;
@@ -118,6 +126,7 @@ static int sp_chan_new(int fd, int type, sockpass_chan_t **out) {
   c->timeout_ms = SOCKPASS_WAIT_FOREVER;
   c->send_timeout_ms = SOCKPASS_WAIT_FOREVER;
   c->wake_rd = c->wake_wr = -1;
+  c->lock_fd = -1;
   if (pthread_mutex_init(&c->lock, NULL) != 0) {
     free(c);
     return SOCKPASS_ENOMEM;
@@ -126,6 +135,14 @@ static int sp_chan_new(int fd, int type, sockpass_chan_t **out) {
     pthread_mutex_destroy(&c->lock);
     free(c);
     return SOCKPASS_ENOMEM;
+  }
+  /* Everything a channel will ever hold is claimed now, so that no later
+   * receive, accept or cancel fails for want of a descriptor. */
+  if ((rc = sp_make_wake(c)) < 0) {
+    pthread_mutex_destroy(&c->send_lock);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+    return rc;
   }
   *out = c;
   return 0;
@@ -316,6 +333,8 @@ static int sp_addr(const char *name, struct sockaddr_un *sa, socklen_t *len) {
   sa->sun_family = AF_UNIX;
 #ifdef __linux__
   if (name[0] == '@') {
+    if (n == 1)
+      return SOCKPASS_EINVAL; /* an empty abstract name would autobind */
     if (n - 1 > sizeof sa->sun_path - 1)
       return SOCKPASS_ENAMETOOLONG;
     memcpy(sa->sun_path + 1, name + 1, n - 1);
@@ -342,8 +361,11 @@ static int sp_socket(int type, int *out) {
   return 0;
 }
 
-/* A path that holds a socket nobody listens on may be replaced; a live
- * socket or any other file may not. */
+/* A socket file nobody listens on may be replaced; a live socket or any
+ * other file may not. Called only while holding the path's lock, so a
+ * sockpass listener of that path cannot exist: the probe can only reach a
+ * program that listens there without the lock (not sockpass), whose
+ * connection then reads EOF. */
 static int sp_path_is_stale(const struct sockaddr_un *sa, socklen_t len) {
   struct stat st;
   int fd = -1, r, e;
@@ -357,17 +379,89 @@ static int sp_path_is_stale(const struct sockaddr_un *sa, socklen_t len) {
   return r < 0 && e == ECONNREFUSED;
 }
 
+/* Take "<path>.lock": created 0600 if missing, flock'ed exclusively without
+ * waiting. The one process holding it owns the path (the scheme of
+ * Wayland's "wayland-0.lock"). A lock file unlinked and remade by another
+ * owner between our open and our flock is detected (the inode at the path
+ * is no longer ours) and the claim is tried again. SOCKPASS_EADDRINUSE while
+ * a live listener holds it. */
+static int sp_path_lock(const char *path, int *lock_fd, char **lock_path) {
+  size_t n = strlen(path);
+  struct stat fst, pst;
+  char *lp = malloc(n + sizeof ".lock");
+  int fd = -1, rc, tries;
+  if (lp == NULL)
+    return SOCKPASS_ENOMEM;
+  memcpy(lp, path, n);
+  memcpy(lp + n, ".lock", sizeof ".lock");
+  for (tries = 0; tries < 64; tries++) {
+    fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, S_IRUSR | S_IWUSR);
+    if (fd < 0) {
+      /* A symbolic link or a directory there is nothing of ours. */
+      rc = errno == ELOOP || errno == EISDIR ? SOCKPASS_EADDRINUSE : sp_errno();
+      goto fail;
+    }
+    if (!SP_MADE_CLOEXEC && (rc = sp_cloexec(fd)) < 0)
+      goto fail;
+    if (fstat(fd, &fst) < 0) {
+      rc = sp_errno();
+      goto fail;
+    }
+    if (!S_ISREG(fst.st_mode)) {
+      rc = SOCKPASS_EADDRINUSE;
+      goto fail;
+    }
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+      if (errno == EINTR)
+        continue;
+      rc = errno == EWOULDBLOCK || errno == EAGAIN ? SOCKPASS_EADDRINUSE : sp_errno();
+      goto fail;
+    }
+    if (stat(lp, &pst) == 0 && pst.st_dev == fst.st_dev && pst.st_ino == fst.st_ino) {
+      *lock_fd = fd;
+      *lock_path = lp;
+      return 0;
+    }
+    close(fd); /* a lock file its owner removed on close: take the new one */
+    fd = -1;
+  }
+  rc = SOCKPASS_EADDRINUSE;
+fail:
+  if (fd >= 0)
+    close(fd);
+  free(lp);
+  return rc;
+}
+
+/* Give up a path's lock: the file goes first (only if it is still ours),
+ * then the lock, so that whoever waits on the old inode sees it gone. */
+static void sp_path_unlock(int lock_fd, char *lock_path) {
+  struct stat fst, pst;
+  if (lock_fd < 0)
+    return;
+  if (lock_path != NULL && fstat(lock_fd, &fst) == 0 && lstat(lock_path, &pst) == 0 &&
+      fst.st_dev == pst.st_dev && fst.st_ino == pst.st_ino)
+    unlink(lock_path);
+  close(lock_fd);
+  free(lock_path);
+}
+
 int sp__listen(const char *name, sockpass_chan_t **out) {
   struct sockaddr_un sa;
   socklen_t len;
-  int fd = -1, rc, fl, is_path;
+  int fd = -1, rc, fl, is_path, lock_fd = -1;
+  char *lock_path = NULL;
   struct stat st;
 
   if ((rc = sp_addr(name, &sa, &len)) < 0)
     return rc;
   is_path = sa.sun_path[0] != '\0';
-  if ((rc = sp_socket(SP_CHAN_TYPE, &fd)) < 0)
+  /* Whoever holds the lock owns the path; the others stop here, before
+   * touching the socket file or the listener behind it. */
+  if (is_path && (rc = sp_path_lock(sa.sun_path, &lock_fd, &lock_path)) < 0)
     return rc;
+  if ((rc = sp_socket(SP_CHAN_TYPE, &fd)) < 0)
+    goto fail;
   /* Linux gives the socket file the mode of the socket's inode: set it
    * before bind so the file is never reachable by others, not even briefly. */
   if (is_path)
@@ -406,10 +500,14 @@ int sp__listen(const char *name, sockpass_chan_t **out) {
     (*out)->path = strdup(sa.sun_path);
     (*out)->path_dev = st.st_dev;
     (*out)->path_ino = st.st_ino;
+    (*out)->lock_fd = lock_fd;
+    (*out)->lock_path = lock_path;
   }
   return 0;
 fail:
-  close(fd);
+  if (fd >= 0)
+    close(fd);
+  sp_path_unlock(lock_fd, lock_path);
   return rc;
 }
 
@@ -448,7 +546,69 @@ int sp__accept(sockpass_chan_t *l, sockpass_chan_t **out) {
   return 0;
 }
 
-int sp__connect(const char *name, sockpass_chan_t **out) {
+/* Connect fd, waiting at most timeout_ms (>= 0) while the listener cannot
+ * take the connection. Linux refuses a non-blocking AF_UNIX connect to a full
+ * backlog with EAGAIN and queues nothing, and poll cannot say when room
+ * appears: try again with a short, growing pause. Where a non-blocking
+ * connect answers EINPROGRESS instead (some BSDs), wait for it with poll. */
+static int sp_connect_bounded(int fd, const struct sockaddr_un *sa, socklen_t len,
+                              int timeout_ms) {
+  sp_deadline_t d = {0};
+  int fl, rc = 0, pause_ms = 1, left;
+  if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    return sp_errno();
+  for (;;) {
+    if (connect(fd, (const struct sockaddr *)sa, len) == 0)
+      break;
+    if (errno == EINTR)
+      continue;
+    if (errno == EINPROGRESS) {
+      struct pollfd p;
+      int err = 0;
+      socklen_t el = sizeof err;
+      p.fd = fd;
+      p.events = POLLOUT;
+      p.revents = 0;
+      left = timeout_ms == 0 ? 0 : sp_remaining_ms(&d, timeout_ms);
+      if (poll(&p, 1, left) <= 0) {
+        rc = timeout_ms == 0 ? SOCKPASS_EAGAIN : SOCKPASS_ETIMEDOUT;
+        break;
+      }
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+        err = errno;
+      rc = sp__translate(err);
+      break;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      rc = sp_errno();
+      break;
+    }
+    if (timeout_ms == 0) {
+      rc = SOCKPASS_EAGAIN;
+      break;
+    }
+    if ((left = sp_remaining_ms(&d, timeout_ms)) == 0) {
+      rc = SOCKPASS_ETIMEDOUT;
+      break;
+    }
+    {
+      struct timespec ts;
+      int ms = pause_ms < left ? pause_ms : left;
+      ts.tv_sec = 0;
+      ts.tv_nsec = (long)ms * 1000000L;
+      nanosleep(&ts, NULL);
+      if (pause_ms < 16)
+        pause_ms *= 2;
+    }
+  }
+  /* The channel's calls use MSG_DONTWAIT; the descriptor itself stays as a
+   * child inheriting it would expect: blocking. */
+  if (rc == 0 && fcntl(fd, F_SETFL, fl) < 0)
+    rc = sp_errno();
+  return rc;
+}
+
+int sp__connect(const char *name, int timeout_ms, sockpass_chan_t **out) {
   struct sockaddr_un sa;
   socklen_t len;
   int fd = -1, rc;
@@ -456,10 +616,19 @@ int sp__connect(const char *name, sockpass_chan_t **out) {
     return rc;
   if ((rc = sp_socket(SP_CHAN_TYPE, &fd)) < 0)
     return rc;
-  while (connect(fd, (struct sockaddr *)&sa, len) < 0) {
-    if (errno == EINTR)
-      continue; /* Unix-domain connect completes or fails at once */
-    rc = sp_errno();
+  if (timeout_ms >= 0) {
+    rc = sp_connect_bounded(fd, &sa, len, timeout_ms);
+  } else {
+    /* Forever: a blocking connect, which on Linux waits while the backlog
+     * is full and otherwise completes or fails at once. */
+    while (connect(fd, (struct sockaddr *)&sa, len) < 0) {
+      if (errno == EINTR)
+        continue;
+      rc = sp_errno();
+      break;
+    }
+  }
+  if (rc < 0) {
     close(fd);
     return rc;
   }
@@ -513,6 +682,7 @@ void sp__close(sockpass_chan_t *c) {
     free(c->path);
   }
   close(c->fd);
+  sp_path_unlock(c->lock_fd, c->lock_path); /* after the socket file is gone */
   if (c->wake_rd >= 0)
     close(c->wake_rd);
   if (c->wake_wr >= 0 && c->wake_wr != c->wake_rd)
@@ -753,8 +923,12 @@ int sp__set_peer_check(sockpass_chan_t *c, int mode, long pid) {
 }
 
 void sp__close_quiet(sockpass_chan_t *c) {
-  /* The end lives on in a child: a listener's socket file stays too. */
+  /* The end lives on in a child: a listener's socket file stays too, and so
+   * does its lock file, but the lock itself is released with this process's
+   * copy (docs/api.md, sockpass_listen). */
   free(c->path);
   c->path = NULL;
+  free(c->lock_path);
+  c->lock_path = NULL;
   sp__close(c);
 }

@@ -8,6 +8,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +30,34 @@ int sp__adopt(sockpass_sock_t raw, sockpass_sock_t *sock) {
   if (!(fl & FD_CLOEXEC) && fcntl(raw, F_SETFD, fl | FD_CLOEXEC) < 0)
     return sp__translate(errno);
   *sock = raw;
+  return 0;
+}
+
+int sp__sock_info(sockpass_sock_t fd, int *family, int *type, int *listening, int *port) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss, vl;
+  int v, rc;
+  if ((rc = sp__is_sock(fd)) < 0)
+    return rc;
+  vl = sizeof v;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &vl) < 0)
+    return sp__translate(errno);
+  *type = v;
+  memset(&ss, 0, sizeof ss);
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+    return sp__translate(errno);
+  *family = ss.ss_family;
+  *listening = 0;
+#ifdef SO_ACCEPTCONN
+  vl = sizeof v;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl) == 0)
+    *listening = v != 0;
+#endif
+  *port = 0;
+  if (ss.ss_family == AF_INET)
+    *port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+  else if (ss.ss_family == AF_INET6)
+    *port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
   return 0;
 }
 

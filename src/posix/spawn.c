@@ -20,6 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 #ifdef __linux__
+#include <sys/prctl.h>
+#endif
+#ifdef __linux__
 #include <sys/syscall.h>
 #endif
 
@@ -188,7 +191,8 @@ static void sp_close_range(int lo, int hi, int maxfd) {
  * sources are first moved above every target, so that placing one never
  * overwrites another; then everything that is not a target is closed. */
 static void sp_child(const char *path, char *const *argv, sp_env_t *env,
-                     const sockpass_spawn_opts_t *o, int chan_fd, int errfd, int maxfd) {
+                     const sockpass_spawn_opts_t *o, int chan_fd, int errfd, int maxfd,
+                     pid_t parent) {
   int base = 3 + (int)o->nsocks + 1, top, fd, e, sig;
   int moved[SOCKPASS_MAX_SOCKS + 2];
   size_t i, n = o->nsocks;
@@ -205,6 +209,18 @@ static void sp_child(const char *path, char *const *argv, sp_env_t *env,
   if ((errfd = fcntl(errfd, F_DUPFD_CLOEXEC, base)) < 0)
     _exit(127);
   top = errfd;
+#ifdef __linux__
+  if (o->flags & SOCKPASS_SPAWN_KILL_WITH_PARENT) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+      goto fail;
+    /* The parent may have died before the line above took effect: then
+     * nobody would send the signal, so end now. */
+    if (getppid() != parent)
+      _exit(127);
+  }
+#else
+  (void)parent;
+#endif
   for (i = 0; i < n; i++) {
     if ((moved[i] = fcntl(o->socks[i], F_DUPFD_CLOEXEC, base)) < 0)
       goto fail;
@@ -248,11 +264,15 @@ int sp__spawn(const char *file, const char *const *argv, const sockpass_spawn_op
   int pfd[2] = {-1, -1}, rc, e = 0, maxfd;
   size_t i;
   ssize_t r;
-  pid_t pid;
+  pid_t pid, self = getpid();
   sigset_t all, old;
   long omax;
 
   memset(&env, 0, sizeof env);
+#ifndef __linux__
+  if (o->flags & SOCKPASS_SPAWN_KILL_WITH_PARENT)
+    return SOCKPASS_ENOTSUP; /* no PR_SET_PDEATHSIG here */
+#endif
   for (i = 0; i < o->nsocks; i++)
     if ((rc = sp__is_sock(o->socks[i])) < 0)
       return rc;
@@ -290,7 +310,7 @@ int sp__spawn(const char *file, const char *const *argv, const sockpass_spawn_op
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pid = fork();
   if (pid == 0)
-    sp_child(path, (char *const *)argv, &env, o, chan_fd, pfd[1], maxfd);
+    sp_child(path, (char *const *)argv, &env, o, chan_fd, pfd[1], maxfd, self);
   e = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   close(pfd[1]);
@@ -418,7 +438,8 @@ void sp__inherited_read(sp_inherit_t *st) {
   for (k = 0; k < SP_NVARS; k++) {
     s = getenv(sp_vars[k]);
     val[k] = s != NULL ? strdup(s) : NULL;
-    unsetenv(sp_vars[k]);
+    if (!st->keep_env)
+      unsetenv(sp_vars[k]);
   }
   /* Meant for this process? If not, a parent left them: not ours. */
   if (sp_parse_int(val[0], LONG_MAX, &pid) < 0 || pid != (long)getpid())
@@ -436,6 +457,10 @@ void sp__inherited_read(sp_inherit_t *st) {
     }
     if (sp__adopt((int)chan, &st->chan) < 0)
       st->chan = -1; /* not a socket: no channel to hand over */
+  }
+  if (!sp__names_match(val[2], (size_t)n)) {
+    st->err = SOCKPASS_EPROTO; /* the descriptors are left as they are */
+    goto done;
   }
   st->names = val[2];
   val[2] = NULL;

@@ -57,6 +57,7 @@ struct sockpass_chan {
   wchar_t *name; /* a listener's pipe name */
   int check_mode; /* a listener's peer check (SOCKPASS_PEER_*), for accept */
   long check_pid;
+  HANDLE name_lock; /* a listener's claim on its name (sp_name_claim), or NULL */
 
   /* Readiness (sp__ready_handle), under rlock. A channel keeps a read of
    * the pipe in flight into abuf on aov, whose event is what the caller
@@ -621,9 +622,21 @@ static void sp_close(sockpass_chan_t *c, int quiet) {
   free(c);
 }
 
-void sp__close(sockpass_chan_t *c) { sp_close(c, 0); }
+/* The name's claim goes after the pipe: whoever claims it next finds no
+ * instance of ours left listening. */
+void sp__close(sockpass_chan_t *c) {
+  HANDLE lock = c->name_lock;
+  sp_close(c, 0);
+  if (lock != NULL)
+    CloseHandle(lock);
+}
 
-void sp__close_quiet(sockpass_chan_t *c) { sp_close(c, 1); }
+void sp__close_quiet(sockpass_chan_t *c) {
+  HANDLE lock = c->name_lock;
+  sp_close(c, 1);
+  if (lock != NULL)
+    CloseHandle(lock);
+}
 
 void sp__close_handle(sockpass_handle_t handle) { CloseHandle(handle); }
 
@@ -858,35 +871,95 @@ int sp__pair(sockpass_chan_t **a, sockpass_chan_t **b) {
   return 0;
 }
 
+/* Claim a pipe name for one listener: a named kernel object,
+ * "Global\sockpass-pipe-" and the pipe's name upper-cased (pipe names
+ * ignore case), made by whoever comes first and alive while its handle is
+ * open (a dead listener's handle is closed by the system). Creating or
+ * opening it is one atomic step, so of any number of sockpass processes
+ * claiming one name exactly one makes it. This does what
+ * FILE_FLAG_FIRST_PIPE_INSTANCE does on Windows, also under Wine, which
+ * does not enforce that flag. SOCKPASS_EADDRINUSE when the name is held. */
+#define SP_CLAIM_PREFIX L"Global\\sockpass-pipe-"
+#define SP_CLAIM_KEEP 200 /* characters of the name kept before the hash */
+
+static int sp_name_claim(const wchar_t *pipe, HANDLE *out) {
+  const wchar_t *tail = pipe + SP_PIPE_PREFIX_LEN;
+  size_t plen = wcslen(SP_CLAIM_PREFIX), n = wcslen(tail), i, keep;
+  wchar_t obj[SP_PIPE_NAME_MAX + 64]; /* the prefix and the longest name */
+  unsigned long long hash = 1469598103934665603ULL; /* FNV-1a */
+  SECURITY_ATTRIBUTES sa;
+  HANDLE h;
+  DWORD err;
+  int rc;
+  if ((rc = sp_security(&sa)) < 0)
+    return rc;
+  memcpy(obj, SP_CLAIM_PREFIX, plen * sizeof *obj);
+  if (n > SP_PIPE_NAME_MAX)
+    return SOCKPASS_ENAMETOOLONG; /* sp_pipe_name has refused it already */
+  keep = n > SP_CLAIM_KEEP ? SP_CLAIM_KEEP : n;
+  if (LCMapStringW(LOCALE_INVARIANT, LCMAP_UPPERCASE, tail, (int)n, obj + plen, (int)n) == 0 &&
+      n > 0)
+    return sp__win_error();
+  for (i = 0; i < n; i++) {
+    hash = (hash ^ (unsigned long long)obj[plen + i]) * 1099511628211ULL;
+    if (obj[plen + i] == L'\\')
+      obj[plen + i] = L'/'; /* object names may not hold a backslash */
+  }
+  if (n > keep) /* long names: a prefix and the hash of the whole */
+    _snwprintf(obj + plen + keep, 24, L"#%016llx", hash);
+  else
+    obj[plen + n] = 0;
+  obj[sizeof obj / sizeof obj[0] - 1] = 0;
+  SetLastError(0);
+  h = CreateMutexW(&sa, FALSE, obj);
+  err = GetLastError();
+  if (h != NULL && err == ERROR_ALREADY_EXISTS) {
+    CloseHandle(h);
+    return SOCKPASS_EADDRINUSE;
+  }
+  if (h == NULL)
+    return err == ERROR_ACCESS_DENIED ? SOCKPASS_EADDRINUSE : sp__translate((int)err);
+  *out = h;
+  return 0;
+}
+
 int sp__listen(const char *name, sockpass_chan_t **out) {
   wchar_t *w = NULL;
-  HANDLE h;
+  HANDLE h, lock = NULL;
   DWORD err;
   int rc;
   if ((rc = sp__wsa_init()) < 0 || (rc = sp_pipe_name(name, &w)) < 0)
     return rc;
-  if (sp_pipe_exists(w)) {
+  /* First the claim among sockpass listeners, then the pipe itself (a
+   * program that is not sockpass may hold the name). */
+  if ((rc = sp_name_claim(w, &lock)) < 0) {
     free(w);
-    return SOCKPASS_EADDRINUSE;
+    return rc;
+  }
+  if (sp_pipe_exists(w)) {
+    rc = SOCKPASS_EADDRINUSE;
+    goto fail;
   }
   h = sp_pipe_create(w, 1, PIPE_UNLIMITED_INSTANCES);
   if (h == INVALID_HANDLE_VALUE) {
     err = GetLastError();
-    free(w);
     /* FILE_FLAG_FIRST_PIPE_INSTANCE: someone holds the name already. */
-    if (err == ERROR_ACCESS_DENIED || err == ERROR_PIPE_BUSY)
-      return SOCKPASS_EADDRINUSE;
-    return sp__translate((int)err);
+    rc = err == ERROR_ACCESS_DENIED || err == ERROR_PIPE_BUSY ? SOCKPASS_EADDRINUSE
+                                                               : sp__translate((int)err);
+    goto fail;
   }
-  if ((rc = sp_chan_new(h, SP_KIND_LISTENER, SP_ORIGIN_NAMED, out)) == 0)
-    (*out)->check_mode = SOCKPASS_PEER_SAME_USER;
-  if (rc < 0) {
+  if ((rc = sp_chan_new(h, SP_KIND_LISTENER, SP_ORIGIN_NAMED, out)) < 0) {
     CloseHandle(h);
-    free(w);
-    return rc;
+    goto fail;
   }
+  (*out)->check_mode = SOCKPASS_PEER_SAME_USER;
   (*out)->name = w;
+  (*out)->name_lock = lock;
   return 0;
+fail:
+  CloseHandle(lock);
+  free(w);
+  return rc;
 }
 
 int sp__accept(sockpass_chan_t *l, sockpass_chan_t **out) {
@@ -967,12 +1040,15 @@ out:
   return rc;
 }
 
-int sp__connect(const char *name, sockpass_chan_t **out) {
+int sp__connect(const char *name, int timeout_ms, sockpass_chan_t **out) {
   wchar_t *w = NULL;
   HANDLE h;
-  ULONGLONG end = GetTickCount64() + SP_CONNECT_WAIT_MS, now;
-  DWORD err;
+  ULONGLONG end, now;
+  DWORD err, slice;
   int rc;
+  if (timeout_ms == SP_CONNECT_DEFAULT)
+    timeout_ms = SP_CONNECT_WAIT_MS;
+  end = GetTickCount64() + (timeout_ms > 0 ? (ULONGLONG)timeout_ms : 0);
   if ((rc = sp__wsa_init()) < 0 || (rc = sp_pipe_name(name, &w)) < 0)
     return rc;
   for (;;) {
@@ -981,12 +1057,16 @@ int sp__connect(const char *name, sockpass_chan_t **out) {
       break;
     err = GetLastError();
     now = GetTickCount64();
-    if (err != ERROR_PIPE_BUSY || now >= end) {
+    if (err != ERROR_PIPE_BUSY || (timeout_ms >= 0 && now >= end)) {
       free(w);
-      return err == ERROR_PIPE_BUSY ? SOCKPASS_ETIMEDOUT : sp__translate((int)err);
+      if (err == ERROR_PIPE_BUSY)
+        return timeout_ms == 0 ? SOCKPASS_EAGAIN : SOCKPASS_ETIMEDOUT;
+      return sp__translate((int)err);
     }
-    /* Every instance is taken; the listener makes a new one on accept. */
-    WaitNamedPipeW(w, (DWORD)(end - now) < 100 ? (DWORD)(end - now) : 100);
+    /* Every instance is taken; the listener makes a new one on accept. A
+     * failed CreateFileW opened nothing, so nothing is left behind. */
+    slice = timeout_ms < 0 || end - now > 100 ? 100 : (DWORD)(end - now);
+    WaitNamedPipeW(w, slice);
   }
   free(w);
   if ((rc = sp_chan_new(h, SP_KIND_CHAN, SP_ORIGIN_NAMED, out)) < 0) {

@@ -2,6 +2,8 @@
 /* Windows: Winsock start-up, sockets that arrive by any route, error codes. */
 #include "win.h"
 
+#include <ws2tcpip.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,8 +43,18 @@ int sp__wsa_error(void) { return sp__translate(WSAGetLastError()); }
 
 int sp__sock_dup(SOCKET s, DWORD pid, unsigned char *rec) {
   WSAPROTOCOL_INFOW info;
-  if (WSADuplicateSocketW(s, pid, &info) != 0)
-    return sp__wsa_error();
+  if (WSADuplicateSocketW(s, pid, &info) != 0) {
+    int rc = sp__wsa_error(), type = 0, tl = (int)sizeof type;
+    DWORD hflags;
+    /* As on POSIX: a closed value is EBADF, a live handle of another kind
+     * (a file, a pipe) is no socket. Winsock says ENOTSOCK or EOPNOTSUPP
+     * for both. */
+    if (!GetHandleInformation((HANDLE)s, &hflags))
+      return SOCKPASS_EBADF;
+    if (getsockopt(s, SOL_SOCKET, SO_TYPE, (char *)&type, &tl) != 0)
+      return SOCKPASS_ENOTSOCK;
+    return rc;
+  }
   memcpy(rec, &info, sizeof info);
   return 0;
 }
@@ -82,6 +94,33 @@ void sp__sock_drop(const unsigned char *recs, size_t n) {
 }
 
 /* ---- Sockets that arrived by inheritance, argv, environment ---- */
+
+int sp__sock_info(sockpass_sock_t s, int *family, int *type, int *listening, int *port) {
+  WSAPROTOCOL_INFOW info;
+  struct sockaddr_storage ss;
+  int v = 0, vl = (int)sizeof v, il = (int)sizeof info, sl = (int)sizeof ss, rc;
+  DWORD hflags;
+  if ((rc = sp__wsa_init()) < 0)
+    return rc;
+  if (getsockopt(s, SOL_SOCKET, SO_TYPE, (char *)&v, &vl) != 0)
+    return GetHandleInformation((HANDLE)s, &hflags) ? SOCKPASS_ENOTSOCK : SOCKPASS_EBADF;
+  *type = v;
+  if (getsockopt(s, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&info, &il) != 0)
+    return sp__wsa_error();
+  *family = info.iAddressFamily;
+  v = 0;
+  vl = (int)sizeof v;
+  *listening = getsockopt(s, SOL_SOCKET, SO_ACCEPTCONN, (char *)&v, &vl) == 0 && v != 0;
+  *port = 0;
+  memset(&ss, 0, sizeof ss);
+  if (getsockname(s, (struct sockaddr *)&ss, &sl) == 0) { /* fails when unbound */
+    if (ss.ss_family == AF_INET)
+      *port = ntohs(((const struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6)
+      *port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
+  }
+  return 0;
+}
 
 int sp__adopt(sockpass_sock_t raw, sockpass_sock_t *sock) {
   WSAPROTOCOL_INFOW info;

@@ -408,8 +408,11 @@ static void sp_kids_close(sp_kids_t *k) {
 
 /* ---- Spawning ---- */
 
+static int sp_job_adopt(const PROCESS_INFORMATION *pi);
+
 int sp__spawn(const char *file, const char *const *argv, const sockpass_spawn_opts_t *o,
               const char *names, sockpass_proc_t **out) {
+  int kill_with_parent = (o->flags & SOCKPASS_SPAWN_KILL_WITH_PARENT) != 0;
   sp_kids_t k;
   STARTUPINFOEXW si;
   PROCESS_INFORMATION pi;
@@ -470,9 +473,15 @@ int sp__spawn(const char *file, const char *const *argv, const sockpass_spawn_op
     }
   }
   if (!CreateProcessW(app, cmd, NULL, NULL, k.nlist > 0,
-                      EXTENDED_STARTUPINFO_PRESENT | CREATE_UNICODE_ENVIRONMENT, env, NULL,
-                      &si.StartupInfo, &pi)) {
+                      EXTENDED_STARTUPINFO_PRESENT | CREATE_UNICODE_ENVIRONMENT |
+                          (kill_with_parent ? CREATE_SUSPENDED : 0),
+                      env, NULL, &si.StartupInfo, &pi)) {
     rc = sp__win_error();
+    goto done;
+  }
+  if (kill_with_parent && (rc = sp_job_adopt(&pi)) < 0) {
+    CloseHandle(pi.hThread);
+    CloseHandle(pi.hProcess);
     goto done;
   }
   CloseHandle(pi.hThread);
@@ -496,6 +505,52 @@ done:
 }
 
 long sp__proc_pid(const sockpass_proc_t *p) { return (long)p->pid; }
+
+/* The job of SOCKPASS_SPAWN_KILL_WITH_PARENT children: made once, never
+ * closed by this process, so the system closes it, and kills every process
+ * in it, when this process ends however it ends. */
+static INIT_ONCE sp_job_once = INIT_ONCE_STATIC_INIT;
+static HANDLE sp_job;
+
+static BOOL CALLBACK sp_job_make(PINIT_ONCE once, PVOID param, PVOID *ctx) {
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION li;
+  HANDLE j = CreateJobObjectW(NULL, NULL);
+  (void)once;
+  (void)param;
+  (void)ctx;
+  if (j == NULL)
+    return FALSE;
+  memset(&li, 0, sizeof li);
+  li.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+  if (!SetInformationJobObject(j, JobObjectExtendedLimitInformation, &li, sizeof li)) {
+    DWORD err = GetLastError();
+    CloseHandle(j);
+    SetLastError(err);
+    return FALSE;
+  }
+  sp_job = j;
+  return TRUE;
+}
+
+/* Put a suspended child into the job, then let it run. On error the child
+ * is terminated (it never ran a single instruction of its own). */
+static int sp_job_adopt(const PROCESS_INFORMATION *pi) {
+  int rc = 0;
+  if (!InitOnceExecuteOnce(&sp_job_once, sp_job_make, NULL, NULL) ||
+      !AssignProcessToJobObject(sp_job, pi->hProcess))
+    rc = sp__win_error();
+  if (rc < 0) {
+    TerminateProcess(pi->hProcess, 1);
+    WaitForSingleObject(pi->hProcess, INFINITE);
+    return rc;
+  }
+  if (ResumeThread(pi->hThread) == (DWORD)-1) {
+    rc = sp__win_error();
+    TerminateProcess(pi->hProcess, 1);
+    WaitForSingleObject(pi->hProcess, INFINITE);
+  }
+  return rc;
+}
 
 int sp__proc_wait(sockpass_proc_t *p, int timeout_ms, int *exit_code) {
   DWORD w, code;
@@ -533,7 +588,7 @@ void sp__proc_free(sockpass_proc_t *p) {
 
 /* Read variable v as UTF-8 (malloc'd, NULL when unset) and remove it from
  * the process environment and from the C runtime's copy, so getenv agrees. */
-static char *sp_env_take(size_t v) {
+static char *sp_env_take(size_t v, int keep) {
   DWORD room = 0, n;
   wchar_t *w = NULL, *grown;
   char *s = NULL;
@@ -553,8 +608,10 @@ static char *sp_env_take(size_t v) {
       WideCharToMultiByte(CP_UTF8, 0, w, -1, s, len, NULL, NULL);
   }
   free(w);
-  SetEnvironmentVariableW(sp_vars[v].name, NULL);
-  _putenv(sp_vars[v].unset);
+  if (!keep) {
+    SetEnvironmentVariableW(sp_vars[v].name, NULL);
+    _putenv(sp_vars[v].unset);
+  }
   return s;
 }
 
@@ -638,7 +695,7 @@ void sp__inherited_read(sp_inherit_t *st) {
   HANDLE h;
 
   for (v = 0; v < SP_NVARS; v++)
-    val[v] = sp_env_take(v);
+    val[v] = sp_env_take(v, st->keep_env);
   /* Meant for this process? If not, a parent left them: not ours. */
   if (val[SP_VAR_PPID] == NULL || sp_parse_one(val[SP_VAR_PPID], 0xffffffffu, &ppid) < 0 ||
       ppid == 0 || ppid != sp_parent_pid())
@@ -667,6 +724,10 @@ void sp__inherited_read(sp_inherit_t *st) {
       SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0);
       st->chan = h;
     }
+  }
+  if (!sp__names_match(val[SP_VAR_NAMES], n)) {
+    st->err = SOCKPASS_EPROTO; /* the handles are left as they are */
+    goto done;
   }
   st->names = val[SP_VAR_NAMES];
   val[SP_VAR_NAMES] = NULL;

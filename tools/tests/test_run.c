@@ -30,6 +30,9 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 #endif
@@ -92,6 +95,18 @@ typedef int tsock;
 static char g_dir[1024], g_tool[1100], g_child[1100], g_upper[1100];
 
 /* ==== Time ==== */
+
+/* A time limit for this stage: ms times SOCKPASS_TEST_SCALE (1..100, default
+ * 1), as in tests/harness.h. Every waiting helper below applies it. */
+static int scaled(int ms) {
+  static int scale;
+  if (scale == 0) {
+    const char *e = getenv("SOCKPASS_TEST_SCALE");
+    int v = e != NULL ? atoi(e) : 1;
+    scale = v >= 1 && v <= 100 ? v : 1;
+  }
+  return ms > 0x7fffffff / scale ? 0x7fffffff : ms * scale;
+}
 
 static unsigned long long now_ms(void) {
 #ifdef _WIN32
@@ -308,7 +323,7 @@ static tproc_t *start(const char *const *argv) {
 static int wait_proc(tproc_t *p, int timeout_ms, int *code) {
   DWORD c = 0;
   if (!p->done) {
-    if (WaitForSingleObject(p->proc, (DWORD)timeout_ms) != WAIT_OBJECT_0)
+    if (WaitForSingleObject(p->proc, (DWORD)scaled(timeout_ms)) != WAIT_OBJECT_0)
       return -1;
     GetExitCodeProcess(p->proc, &c);
     p->code = (int)c;
@@ -434,7 +449,7 @@ static tproc_t *start(const char *const *argv) {
 }
 
 static int wait_proc(tproc_t *p, int timeout_ms, int *code) {
-  unsigned long long end = now_ms() + (unsigned long long)timeout_ms;
+  unsigned long long end = now_ms() + (unsigned long long)scaled(timeout_ms);
   while (!p->done) {
     int st;
     pid_t r = waitpid(p->pid, &st, WNOHANG);
@@ -467,7 +482,14 @@ static void own_console(void) {}
 
 static int stop_proc(tproc_t *p, int sig) { return kill(p->pid, sig); }
 
-static int pid_gone(long pid) { return kill((pid_t)pid, 0) != 0 && errno == ESRCH; }
+/* Gone: no such process, or one that has ended and is reaped here now (an
+ * orphan comes to this program when it is the subreaper). */
+static int pid_gone(long pid) {
+  int st;
+  if (waitpid((pid_t)pid, &st, WNOHANG) == (pid_t)pid)
+    return 1;
+  return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
 
 static void kill_pid(long pid) { kill((pid_t)pid, SIGKILL); }
 
@@ -477,7 +499,7 @@ static void kill_pid(long pid) { kill((pid_t)pid, SIGKILL); }
  * copy that line (without its newline) to out. 0, or -1 on timeout. */
 static int find_line(tproc_t *p, const char *needle, int nth, int timeout_ms, char *out,
                      size_t room) {
-  unsigned long long end = now_ms() + (unsigned long long)timeout_ms;
+  unsigned long long end = now_ms() + (unsigned long long)scaled(timeout_ms);
   for (;;) {
     int seen = 0, found = 0;
     size_t pos = 0;
@@ -692,7 +714,7 @@ static int send_str(tsock s, const char *str) {
 }
 
 /* 1 when s has something to read (data, end, reset) within timeout_ms. */
-static int readable(tsock s, int timeout_ms) {
+static int readable_ms(tsock s, int timeout_ms) {
 #ifdef _WIN32
   fd_set rs;
   struct timeval tv;
@@ -709,14 +731,17 @@ static int readable(tsock s, int timeout_ms) {
 #endif
 }
 
+/* The same, the limit scaled for this stage. */
+static int readable(tsock s, int timeout_ms) { return readable_ms(s, scaled(timeout_ms)); }
+
 /* Read one line (without '\n') within timeout_ms: its length, or -1. */
 static int read_line(tsock s, char *buf, size_t room, int timeout_ms) {
-  unsigned long long end = now_ms() + (unsigned long long)timeout_ms;
+  unsigned long long end = now_ms() + (unsigned long long)scaled(timeout_ms);
   size_t n = 0;
   for (;;) {
     char ch;
     unsigned long long now = now_ms();
-    if (now >= end || !readable(s, (int)(end - now)))
+    if (now >= end || !readable_ms(s, (int)(end - now)))
       return -1;
     if (recv(s, &ch, 1, 0) != 1)
       return -1;
@@ -774,7 +799,7 @@ static int echo_ok(tsock s, int n) {
 
 /* Wait until pid is gone, up to timeout_ms. */
 static int gone_within(long pid, int timeout_ms) {
-  unsigned long long end = now_ms() + (unsigned long long)timeout_ms;
+  unsigned long long end = now_ms() + (unsigned long long)scaled(timeout_ms);
   while (!pid_gone(pid)) {
     if (now_ms() >= end)
       return 0;
@@ -1166,6 +1191,50 @@ static int t_stop(void) {
   return 0;
 }
 
+/* The tool killed outright (SIGKILL / TerminateProcess: no chance to stop
+ * anything): its children end with it all the same, within a second
+ * (times SOCKPASS_TEST_SCALE). */
+static int t_killed(void) {
+  const char *acc[] = {g_tool,        "--accept", "--max", "4", "--listen",
+                       "127.0.0.1:0", "--",       g_upper, NULL};
+  char addr[256];
+  tsock c[3];
+  long pid[3];
+  unsigned long long t0, worst = 0;
+  int i;
+  tproc_t *p;
+#ifdef __linux__
+  /* The orphans come here (not to an init that may not reap), so that an
+   * ended one can be told from a zombie. */
+  CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+#endif
+  p = start(acc);
+  CHECK(p != NULL);
+  CHECK(listening_addr(p, 1, addr, sizeof addr) == 0);
+  for (i = 0; i < 3; i++) {
+    c[i] = tcp_connect(addr);
+    CHECK(c[i] != TBAD);
+    pid[i] = read_pid(c[i], 20000);
+    CHECK_MSG(pid[i] > 0, "no pid line on connection %d", i);
+    note_kid(pid[i]);
+  }
+  for (i = 0; i < 3; i++)
+    CHECK_MSG(!pid_gone(pid[i]), "child %ld ended early", pid[i]);
+  t0 = now_ms();
+  hard_kill(p);
+  CHECK_MSG(p->done, "the tool did not end when killed");
+  for (i = 0; i < 3; i++) {
+    CHECK_MSG(gone_within(pid[i], 1000), "child %ld still running %d ms after the tool was killed",
+              pid[i], scaled(1000));
+    if (now_ms() - t0 > worst)
+      worst = now_ms() - t0;
+    CHECK_MSG(read_end(c[i], 10000), "connection %d still open", i);
+    sock_close(c[i]);
+  }
+  printf("killed: 3 children gone %llu ms after the kill\n", worst);
+  return 0;
+}
+
 #ifndef _WIN32
 /* A child that ignores SIGTERM is killed after the grace period. */
 static int t_stop_stubborn(void) {
@@ -1210,6 +1279,7 @@ static const struct {
     {"busy", t_busy},
     {"missing", t_missing},
     {"stop", t_stop},
+    {"killed", t_killed},
 #ifndef _WIN32
     {"stop_stubborn", t_stop_stubborn},
 #endif
