@@ -15,6 +15,7 @@ cmake --build "$work/cmake" >/dev/null
 "$work/cmake/app"
 PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib64/pkgconfig:$work/prefix/lib/x86_64-linux-gnu/pkgconfig"
 export PKG_CONFIG_PATH
-cc -o "$work/app-pc" "$here/app.c" $(pkg-config --cflags sockpass) $(pkg-config --libs --static sockpass)
+# Plain --libs (no --static): a static-only install names its system libraries in Libs.
+cc -o "$work/app-pc" "$here/app.c" $(pkg-config --cflags --libs sockpass)
 "$work/app-pc"
 echo "consumer: find_package and pkg-config builds both ran"
