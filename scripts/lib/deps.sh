@@ -517,8 +517,9 @@ sp_wine_stop() {
 # integrity hash), unpacked into DIR (keep it outside the source tree: it is
 # 13,000 files). zig carries the macOS SDK headers and musl, so `zig cc`
 # builds for aarch64-macos, x86_64-macos and x86_64-linux-musl
-# (cmake/toolchain-zig.cmake). Exports SP_ZIG (DIR/zig). Returns at once if
-# DIR already holds zig 0.11.0.
+# (cmake/toolchain-zig.cmake). Exports SP_ZIG (DIR/zig) and, unless set,
+# ZIG_GLOBAL_CACHE_DIR (DIR-cache: zig's builds of musl and compiler-rt, kept
+# with the other dependencies). Returns at once if DIR already holds zig 0.11.0.
 sp_zig() {
   if (($# != 1)) || [[ -z "$1" ]]; then
     _sp_err "usage: sp_zig DIR"
@@ -528,7 +529,8 @@ sp_zig() {
   dir="$(realpath -m -- "$1")" || return 1
   if [[ -x "$dir/zig" ]] && [[ "$("$dir/zig" version 2>/dev/null)" == "$version" ]]; then
     SP_ZIG="$dir/zig"
-    export SP_ZIG
+    : "${ZIG_GLOBAL_CACHE_DIR:=$dir-cache}"
+    export SP_ZIG ZIG_GLOBAL_CACHE_DIR
     _sp_say "zig $version ready in $dir"
     return 0
   fi
@@ -550,7 +552,8 @@ sp_zig() {
   fi
   rm -rf -- "$dir" && mv -- "$dir.tmp/package" "$dir" && rm -rf -- "$dir.tmp" || return 1
   SP_ZIG="$dir/zig"
-  export SP_ZIG
+  : "${ZIG_GLOBAL_CACHE_DIR:=$dir-cache}"
+  export SP_ZIG ZIG_GLOBAL_CACHE_DIR
   _sp_say "zig $version installed in $dir"
 }
 

@@ -6,7 +6,8 @@
 # sockpass test.
 # usage: check.sh add_subdirectory|fetchcontent|hidden WORK_DIR
 #   hidden: the control. sockpass itself, tests on, under the same hiding,
-#   must fail to configure for want of CMocka (else the hiding hides nothing).
+#   must fail to configure for want of CMocka (else the hiding hides nothing);
+#   and with BUILD_TESTING=OFF (the README's install line) it must build.
 set -eu
 what=$1
 work=$2
@@ -32,6 +33,12 @@ if [ "$what" = hidden ]; then
   fi
   grep -q 'CMocka not found' "$work/configure.log" || { cat "$work/configure.log" >&2; exit 1; }
   echo "subproject: with CMocka hidden, sockpass's own tests do not configure (as intended)"
+  # The README's install line: sockpass itself, BUILD_TESTING=OFF, no CMocka.
+  cmake -S "$src" -B "$work/readme" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF "$hide" \
+    >"$work/readme.log" 2>&1 && cmake --build "$work/readme" >>"$work/readme.log" 2>&1 &&
+    cmake --install "$work/readme" --prefix "$work/readme-prefix" >>"$work/readme.log" 2>&1 ||
+    { cat "$work/readme.log" >&2; exit 1; }
+  echo "subproject: with CMocka hidden, BUILD_TESTING=OFF configures, builds and installs sockpass"
   exit 0
 fi
 
