@@ -165,6 +165,25 @@ SOCKPASS_EXTERN int sockpass_open(sockpass_handle_t handle, sockpass_chan_t **ch
  * Do not close it, read from it or write to it. */
 SOCKPASS_EXTERN sockpass_handle_t sockpass_handle(sockpass_chan_t *chan);
 
+/* Readiness, for a caller's own wait loop (poll, WaitForMultipleObjects, an
+ * event loop). Sets *h to the OS object that becomes ready when
+ * sockpass_recv (on a listener: sockpass_accept) has something to return
+ * without waiting: a message, an error, or the end of the channel.
+ *   POSIX: the channel's descriptor (the same as sockpass_handle); wait for
+ *   POLLIN. Messages queued in the kernel make it ready; the library keeps
+ *   none of its own.
+ *   Windows: a manual-reset event, for WaitForSingleObject and
+ *   WaitForMultipleObjects. The call arms it: it starts an overlapped read
+ *   of the pipe (on a listener: an overlapped ConnectNamedPipe) and signals
+ *   the event at once when a whole message is already buffered in the
+ *   library. Call it again before every wait, from a thread that lives until
+ *   the wait ends (Windows cancels a thread's pending I/O when it exits).
+ * A wake is a hint: receive with a SOCKPASS_NONBLOCK timeout afterwards and
+ * expect SOCKPASS_EAGAIN at times (another thread took the message, or only
+ * the channel's own control traffic arrived). The object is borrowed: do not
+ * close, read or reset it. SOCKPASS_EINVAL for a NULL argument. */
+SOCKPASS_EXTERN int sockpass_ready_handle(sockpass_chan_t *chan, sockpass_handle_t *h);
+
 /* Close the channel and its OS handle. NULL is ignored. No call may be using
  * the channel (cancel and join such calls first). */
 SOCKPASS_EXTERN void sockpass_close(sockpass_chan_t *chan);
@@ -177,6 +196,11 @@ SOCKPASS_EXTERN void sockpass_close(sockpass_chan_t *chan);
  * channel: SOCKPASS_WAIT_FOREVER (the default), SOCKPASS_NONBLOCK (return
  * SOCKPASS_EAGAIN at once), or a number of milliseconds (SOCKPASS_ETIMEDOUT). */
 SOCKPASS_EXTERN int sockpass_set_timeout(sockpass_chan_t *chan, int timeout_ms);
+
+/* The same for sockpass_send alone, leaving receives and accepts as they
+ * are: a channel whose receives never wait (driven by sockpass_ready_handle)
+ * can still have sends that wait for room. sockpass_set_timeout sets both. */
+SOCKPASS_EXTERN int sockpass_set_send_timeout(sockpass_chan_t *chan, int timeout_ms);
 
 /* From any thread: wake every call waiting on chan with SOCKPASS_ECANCELED,
  * and make every later wait on chan return it too, until

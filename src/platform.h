@@ -35,8 +35,14 @@ void sp__close_handle(sockpass_handle_t handle);
 sockpass_handle_t sp__handle(sockpass_chan_t *chan);
 void sp__close(sockpass_chan_t *chan);
 
-/* timeout_ms >= -1. */
+/* timeout_ms >= -1. sp__set_timeout sets the receive/accept and the send
+ * timeout, sp__set_send_timeout the send timeout alone. */
 int sp__set_timeout(sockpass_chan_t *chan, int timeout_ms);
+int sp__set_send_timeout(sockpass_chan_t *chan, int timeout_ms);
+
+/* The object a caller waits on for "a receive or accept would not block"
+ * (sockpass_ready_handle), armed. */
+int sp__ready_handle(sockpass_chan_t *chan, sockpass_handle_t *h);
 int sp__cancel(sockpass_chan_t *chan);
 int sp__cancel_clear(sockpass_chan_t *chan);
 

@@ -79,6 +79,21 @@ int sockpass_set_timeout(sockpass_chan_t *chan, int timeout_ms) {
   return sp__set_timeout(chan, timeout_ms);
 }
 
+int sockpass_set_send_timeout(sockpass_chan_t *chan, int timeout_ms) {
+  if (chan == NULL || timeout_ms < SOCKPASS_WAIT_FOREVER)
+    return SOCKPASS_EINVAL;
+  return sp__set_send_timeout(chan, timeout_ms);
+}
+
+int sockpass_ready_handle(sockpass_chan_t *chan, sockpass_handle_t *h) {
+  if (h == NULL)
+    return SOCKPASS_EINVAL;
+  *h = SOCKPASS_INVALID_HANDLE;
+  if (chan == NULL)
+    return SOCKPASS_EINVAL;
+  return sp__ready_handle(chan, h);
+}
+
 int sockpass_cancel(sockpass_chan_t *chan) {
   if (chan == NULL)
     return SOCKPASS_EINVAL;

@@ -239,6 +239,8 @@ void sp_run_threads(sp_role_fn a, sp_role_fn b) {
   assert_int_equal(rb, 0);
 }
 
+int sp_chan_handed_over;
+
 void sp_run_process(sp_role_fn a, const char *b_role) {
   sockpass_chan_t *ca, *cb;
   sp_child_t *c;
@@ -247,11 +249,12 @@ void sp_run_process(sp_role_fn a, const char *b_role) {
   c = sp_child_start(b_role, cb);
   sockpass_close(cb);
   assert_non_null(c);
+  sp_chan_handed_over = 0;
   ra = a(ca);
-  if (ra != 0) /* the child sees EOF and ends */
+  if (ra != 0 && !sp_chan_handed_over) /* the child sees EOF and ends */
     sockpass_close(ca);
   rb = sp_child_wait(c);
-  if (ra == 0)
+  if (ra == 0 && !sp_chan_handed_over)
     sockpass_close(ca);
   assert_int_equal(ra, 0);
   assert_int_equal(rb, 0);
@@ -293,7 +296,8 @@ static int sp_child_main(const char *role, const char *handle, const sp_role_t *
   before += sp_win_warmup_count();
 #endif
   result = roles[i].fn(chan);
-  sockpass_close(chan);
+  if (!sp_chan_handed_over)
+    sockpass_close(chan);
   after = sp_count_fds();
   if (result == 0 && after != before - 1) {
     fprintf(stderr, "child %s: %d descriptors before (with the channel), %d after\n", role,

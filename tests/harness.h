@@ -71,6 +71,9 @@ int sp_test_main(int argc, char **argv, const char *group, const struct CMUnitTe
  * role fails, the child exits non-zero, or the child outlives 60 s. */
 void sp_run_threads(sp_role_fn a, sp_role_fn b);
 void sp_run_process(sp_role_fn a, const char *b_role);
+/* A role that gave its channel to something that closes it (sockpass_uv)
+ * sets this to 1, so that the harness does not close it again. */
+extern int sp_chan_handed_over;
 
 /* Start this binary as "--child ROLE HANDLE" with the channel end inherited
  * (the caller still closes its own copy) and wait for it. */

@@ -44,7 +44,8 @@ struct sockpass_chan {
   int fd;
   int type;     /* SOCK_SEQPACKET, SOCK_DGRAM or SOCK_STREAM */
   int listener; /* made by sp__listen */
-  int timeout_ms;
+  int timeout_ms;      /* receive and accept */
+  int send_timeout_ms; /* send */
   int cancelled;
   /* Set when the next receive will most likely have to wait: this end sent
    * since its last receive (a request now waits for its answer), or its
@@ -115,6 +116,7 @@ static int sp_chan_new(int fd, int type, sockpass_chan_t **out) {
   c->fd = fd;
   c->type = type;
   c->timeout_ms = SOCKPASS_WAIT_FOREVER;
+  c->send_timeout_ms = SOCKPASS_WAIT_FOREVER;
   c->wake_rd = c->wake_wr = -1;
   if (pthread_mutex_init(&c->lock, NULL) != 0) {
     free(c);
@@ -192,6 +194,12 @@ static void sp_wake_drain(int fd) {
 
 int sp__set_timeout(sockpass_chan_t *c, int timeout_ms) {
   __atomic_store_n(&c->timeout_ms, timeout_ms, __ATOMIC_RELAXED);
+  __atomic_store_n(&c->send_timeout_ms, timeout_ms, __ATOMIC_RELAXED);
+  return 0;
+}
+
+int sp__set_send_timeout(sockpass_chan_t *c, int timeout_ms) {
+  __atomic_store_n(&c->send_timeout_ms, timeout_ms, __ATOMIC_RELAXED);
   return 0;
 }
 
@@ -237,8 +245,9 @@ static int sp_remaining_ms(sp_deadline_t *d, int timeout_ms) {
  * cancelled. 0 means "try the operation again". */
 static int sp_wait(sockpass_chan_t *c, short events, sp_deadline_t *d, int honour_limits) {
   struct pollfd pfd[2];
-  int timeout = honour_limits ? __atomic_load_n(&c->timeout_ms, __ATOMIC_RELAXED)
-                              : SOCKPASS_WAIT_FOREVER;
+  int timeout = !honour_limits     ? SOCKPASS_WAIT_FOREVER
+                : events == POLLOUT ? __atomic_load_n(&c->send_timeout_ms, __ATOMIC_RELAXED)
+                                    : __atomic_load_n(&c->timeout_ms, __ATOMIC_RELAXED);
   int wait_ms, r, rc, wake = -1;
 
   if (timeout == 0)
@@ -488,6 +497,12 @@ int sp__open(sockpass_handle_t fd, sockpass_chan_t **out) {
 void sp__close_handle(sockpass_handle_t fd) { close(fd); }
 
 sockpass_handle_t sp__handle(sockpass_chan_t *c) { return c->fd; }
+
+/* The kernel queue is the only one: the descriptor's POLLIN says it all. */
+int sp__ready_handle(sockpass_chan_t *c, sockpass_handle_t *h) {
+  *h = c->fd;
+  return 0;
+}
 
 void sp__close(sockpass_chan_t *c) {
   struct stat st;

@@ -31,7 +31,8 @@ enum { SP_ORIGIN_PAIR, SP_ORIGIN_NAMED, SP_ORIGIN_OPEN };
 struct sockpass_chan {
   HANDLE h; /* the pipe; for a listener, the instance waiting for a client */
   int kind, origin;
-  volatile LONG timeout_ms;
+  volatile LONG timeout_ms;      /* receive and accept */
+  volatile LONG send_timeout_ms; /* send */
   HANDLE cancel_ev; /* manual reset: set by sockpass_cancel until cleared */
 
   CRITICAL_SECTION rlock;
@@ -56,6 +57,15 @@ struct sockpass_chan {
   wchar_t *name; /* a listener's pipe name */
   int check_mode; /* a listener's peer check (SOCKPASS_PEER_*), for accept */
   long check_pid;
+
+  /* Readiness (sp__ready_handle), under rlock. A channel keeps a read of
+   * the pipe in flight into abuf on aov, whose event is what the caller
+   * waits on; its bytes join rbuf when a receive collects it. A listener
+   * keeps its ConnectNamedPipe in flight on rov instead. */
+  OVERLAPPED aov;
+  unsigned char *abuf;
+  int apending; /* a read-ahead is in flight on aov */
+  int cpending; /* a listener's ConnectNamedPipe is in flight on rov */
 };
 
 /* Guards every sibling pointer: closing one end clears its sibling's. */
@@ -253,6 +263,56 @@ static void sp_owe_discard(sockpass_chan_t *c, uint32_t pid, size_t n) {
 
 /* ---- Reading ---- */
 
+/* Under rlock: n bytes the read-ahead brought join rbuf. Losing them would
+ * lose the framing, so a failure poisons the channel. */
+static int sp_ahead_keep(sockpass_chan_t *c, DWORD n) {
+  if (n == 0)
+    return 0;
+  if (sp_grow(&c->rbuf, &c->rcap, c->rlen + n) < 0) {
+    c->rerr = SOCKPASS_EPROTO;
+    return SOCKPASS_ENOMEM;
+  }
+  memcpy(c->rbuf + c->rlen, c->abuf, n);
+  c->rlen += n;
+  return 0;
+}
+
+/* Under rlock: collect the read that sp__ready_handle left in flight,
+ * waiting as d allows; a non-blocking caller leaves it in flight when it
+ * has not finished (SOCKPASS_EAGAIN). */
+static int sp_ahead_take(sockpass_chan_t *c, const sp_deadline_t *d) {
+  DWORD n = 0, err = 0;
+  int rc = 0, kept;
+  if (d->mode == 0) {
+    if (!GetOverlappedResult(c->h, &c->aov, &n, FALSE)) {
+      err = GetLastError();
+      if (err == ERROR_IO_INCOMPLETE)
+        return SOCKPASS_EAGAIN;
+    }
+  } else {
+    rc = sp_io_wait(c, &c->aov, d, &n, &err);
+  }
+  c->apending = 0;
+  kept = sp_ahead_keep(c, n);
+  if (rc < 0 || kept < 0)
+    return rc < 0 ? rc : kept;
+  /* Aborted (the thread that armed it ended): nothing lost, read again. */
+  if (err != 0 && err != ERROR_MORE_DATA && err != ERROR_OPERATION_ABORTED)
+    return sp__translate((int)err);
+  return 0;
+}
+
+/* Stop a read-ahead in flight and keep what it brought (closing). */
+static void sp_ahead_cancel(sockpass_chan_t *c) {
+  DWORD n = 0;
+  if (!c->apending)
+    return;
+  CancelIoEx(c->h, &c->aov);
+  GetOverlappedResult(c->h, &c->aov, &n, TRUE);
+  c->apending = 0;
+  sp_ahead_keep(c, n);
+}
+
 /* Under rlock: read what the pipe holds into rbuf, waiting as d allows.
  * need is the buffer size the frame being assembled requires. */
 static int sp_fill(sockpass_chan_t *c, const sp_deadline_t *d, size_t need) {
@@ -260,6 +320,8 @@ static int sp_fill(sockpass_chan_t *c, const sp_deadline_t *d, size_t need) {
   size_t want = c->rlen + SP_READ_ROOM, room;
   int rc;
   BOOL ok;
+  if (c->apending)
+    return sp_ahead_take(c, d);
   if (want < need)
     want = need;
   if ((rc = sp_grow(&c->rbuf, &c->rcap, want)) < 0)
@@ -419,14 +481,16 @@ static int sp_chan_new(HANDLE h, int kind, int origin, sockpass_chan_t **out) {
   c->kind = kind;
   c->origin = origin;
   c->timeout_ms = SOCKPASS_WAIT_FOREVER;
+  c->send_timeout_ms = SOCKPASS_WAIT_FOREVER;
   c->cancel_ev = CreateEventW(NULL, TRUE, FALSE, NULL);
   c->hello_ev = CreateEventW(NULL, TRUE, FALSE, NULL);
   c->rov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
   c->wov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+  c->aov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
   c->rcap = SP_READ_ROOM;
   c->rbuf = malloc(c->rcap);
   if (c->cancel_ev == NULL || c->hello_ev == NULL || c->rov.hEvent == NULL ||
-      c->wov.hEvent == NULL || c->rbuf == NULL) {
+      c->wov.hEvent == NULL || c->aov.hEvent == NULL || c->rbuf == NULL) {
     int rc = c->rbuf == NULL ? SOCKPASS_ENOMEM : sp__win_error();
     if (c->cancel_ev)
       CloseHandle(c->cancel_ev);
@@ -436,6 +500,8 @@ static int sp_chan_new(HANDLE h, int kind, int origin, sockpass_chan_t **out) {
       CloseHandle(c->rov.hEvent);
     if (c->wov.hEvent)
       CloseHandle(c->wov.hEvent);
+    if (c->aov.hEvent)
+      CloseHandle(c->aov.hEvent);
     free(c->rbuf);
     free(c);
     return rc;
@@ -521,8 +587,13 @@ static void sp_close(sockpass_chan_t *c, int quiet) {
     c->sibling = NULL;
     ReleaseSRWLockExclusive(&sp_sibling_lock);
   }
+  if (c->kind == SP_KIND_LISTENER && c->cpending) {
+    CancelIoEx(c->h, &c->rov);
+    GetOverlappedResult(c->h, &c->rov, &n, TRUE);
+  }
   if (c->kind == SP_KIND_CHAN) {
     ResetEvent(c->cancel_ev); /* the drain must not be cut short */
+    sp_ahead_cancel(c);       /* its bytes may name sockets to claim */
     sp_close_drain(c, announce);
     if (c->wpending && !HasOverlappedIoCompleted(&c->wov))
       CancelIoEx(c->h, &c->wov);
@@ -540,10 +611,12 @@ static void sp_close(sockpass_chan_t *c, int quiet) {
   CloseHandle(c->hello_ev);
   CloseHandle(c->rov.hEvent);
   CloseHandle(c->wov.hEvent);
+  CloseHandle(c->aov.hEvent);
   DeleteCriticalSection(&c->rlock);
   DeleteCriticalSection(&c->wlock);
   free(c->rbuf);
   free(c->wbuf);
+  free(c->abuf);
   free(c->name);
   free(c);
 }
@@ -555,6 +628,43 @@ void sp__close_quiet(sockpass_chan_t *c) { sp_close(c, 1); }
 void sp__close_handle(sockpass_handle_t handle) { CloseHandle(handle); }
 
 sockpass_handle_t sp__handle(sockpass_chan_t *c) { return c->h; }
+
+/* Arm the readiness event: see sockpass_ready_handle in sockpass.h. */
+int sp__ready_handle(sockpass_chan_t *c, sockpass_handle_t *h) {
+  sp_frame_t f;
+  size_t need = 0;
+  DWORD err = 0;
+  int rc = 0;
+  EnterCriticalSection(&c->rlock);
+  if (c->kind == SP_KIND_LISTENER) {
+    if (!c->cpending) {
+      ResetEvent(c->rov.hEvent);
+      if (!ConnectNamedPipe(c->h, &c->rov) && (err = GetLastError()) == ERROR_IO_PENDING)
+        c->cpending = 1;
+      else
+        SetEvent(c->rov.hEvent); /* a client is there, or an error accept reports */
+    }
+    *h = c->rov.hEvent;
+  } else {
+    if (sp_scan(c, &f, &need) != 0) {
+      SetEvent(c->aov.hEvent); /* a whole message, or an error, waits here */
+    } else if (!c->apending) {
+      if (c->abuf == NULL && (c->abuf = malloc(SP_READ_ROOM)) == NULL) {
+        rc = SOCKPASS_ENOMEM;
+      } else {
+        ResetEvent(c->aov.hEvent);
+        if (ReadFile(c->h, c->abuf, SP_READ_ROOM, NULL, &c->aov) ||
+            (err = GetLastError()) == ERROR_IO_PENDING || err == ERROR_MORE_DATA)
+          c->apending = 1; /* done or not, its completion signals the event */
+        else
+          SetEvent(c->aov.hEvent); /* a broken pipe or the like: recv reports it */
+      }
+    }
+    *h = c->aov.hEvent;
+  }
+  LeaveCriticalSection(&c->rlock);
+  return rc;
+}
 
 /* The security descriptor of every pipe: full access for the current user
  * only, nothing inherited. Built once. */
@@ -774,12 +884,33 @@ int sp__accept(sockpass_chan_t *l, sockpass_chan_t **out) {
   sp_deadline_start(&d, InterlockedCompareExchange(&l->timeout_ms, 0, 0));
   EnterCriticalSection(&l->rlock);
   for (;;) {
-    ResetEvent(l->rov.hEvent);
-    ok = ConnectNamedPipe(l->h, &l->rov);
-    err = ok ? 0 : GetLastError();
-    if (err == ERROR_IO_PENDING) {
-      if ((rc = sp_io_wait(l, &l->rov, &d, &n, &err)) < 0)
+    if (l->cpending) {
+      /* sp__ready_handle left one in flight: collect it, or leave it be. */
+      n = 0;
+      err = 0;
+      if (d.mode == 0 && !GetOverlappedResult(l->h, &l->rov, &n, FALSE) &&
+          (err = GetLastError()) == ERROR_IO_INCOMPLETE) {
+        rc = SOCKPASS_EAGAIN;
         goto out;
+      }
+      if (d.mode != 0)
+        rc = sp_io_wait(l, &l->rov, &d, &n, &err);
+      l->cpending = 0;
+      if (rc < 0)
+        goto out;
+    } else {
+      ResetEvent(l->rov.hEvent);
+      ok = ConnectNamedPipe(l->h, &l->rov);
+      err = ok ? 0 : GetLastError();
+      if (err == ERROR_IO_PENDING && d.mode == 0) {
+        l->cpending = 1; /* stays in flight: readiness and the next accept use it */
+        rc = SOCKPASS_EAGAIN;
+        goto out;
+      }
+      if (err == ERROR_IO_PENDING) {
+        if ((rc = sp_io_wait(l, &l->rov, &d, &n, &err)) < 0)
+          goto out;
+      }
     }
     if (err == 0 || err == ERROR_PIPE_CONNECTED) {
       /* A client that fails the check is cut off before it can send. */
@@ -901,6 +1032,12 @@ fail:
 
 int sp__set_timeout(sockpass_chan_t *c, int timeout_ms) {
   InterlockedExchange(&c->timeout_ms, timeout_ms);
+  InterlockedExchange(&c->send_timeout_ms, timeout_ms);
+  return 0;
+}
+
+int sp__set_send_timeout(sockpass_chan_t *c, int timeout_ms) {
+  InterlockedExchange(&c->send_timeout_ms, timeout_ms);
   return 0;
 }
 
@@ -928,7 +1065,7 @@ int sp__send(sockpass_chan_t *c, const sockpass_sock_t *socks, size_t nsocks, co
 
   if (c->kind != SP_KIND_CHAN)
     return SOCKPASS_EINVAL;
-  sp_deadline_start(&d, InterlockedCompareExchange(&c->timeout_ms, 0, 0));
+  sp_deadline_start(&d, InterlockedCompareExchange(&c->send_timeout_ms, 0, 0));
   if (nsocks > 0) {
     if ((rc = sp__wsa_init()) < 0 || (rc = sp_target(c, &d, &pid)) < 0)
       return rc;

@@ -23,4 +23,16 @@ export PKG_CONFIG_PATH
 # Plain --libs (no --static): a static-only install names its system libraries in Libs.
 cc -o "$work/app-pc" "$here/app.c" $(pkg-config --cflags --libs sockpass)
 "$work/app-pc"
+# sockpass_uv, when this build has it (SOCKPASS_WITH_LIBUV).
+if [ -f "$work/prefix/lib/cmake/sockpass/sockpass_uvTargets.cmake" ] ||
+  ls "$work"/prefix/lib*/cmake/sockpass/sockpass_uvTargets.cmake >/dev/null 2>&1 ||
+  ls "$work"/prefix/lib/*/cmake/sockpass/sockpass_uvTargets.cmake >/dev/null 2>&1; then
+  cmake -S "$here/uv" -B "$work/cmake-uv" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+  cmake --build "$work/cmake-uv" >/dev/null
+  "$work/cmake-uv/uvapp"
+  cc -D_GNU_SOURCE -o "$work/uvapp-pc" "$here/uv/uvapp.c" $(pkg-config --cflags sockpass_uv) \
+    $(pkg-config --libs --static sockpass_uv)
+  "$work/uvapp-pc"
+  echo "consumer: sockpass_uv by find_package and pkg-config both ran"
+fi
 echo "consumer: find_package and pkg-config builds both ran"
