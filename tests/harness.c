@@ -599,6 +599,17 @@ int sp_read_n(sockpass_sock_t s, void *buf, size_t n) {
 }
 
 #ifndef _WIN32
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#endif
+struct cmsghdr *sp_cmsg_next(struct msghdr *m, struct cmsghdr *cm) {
+  return CMSG_NXTHDR(m, cm);
+}
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
 ssize_t sp_raw_recv(int sock, void *buf, size_t len, int *fds, size_t room, size_t *nfds) {
   union {
     struct cmsghdr align;
@@ -616,10 +627,14 @@ ssize_t sp_raw_recv(int sock, void *buf, size_t len, int *fds, size_t room, size
   m.msg_control = cb.b;
   m.msg_controllen = sizeof cb.b;
   *nfds = 0;
+#ifdef MSG_CMSG_CLOEXEC
   n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+#else
+  n = recvmsg(sock, &m, 0); /* macOS has no such flag */
+#endif
   if (n < 0)
     return n;
-  for (cm = CMSG_FIRSTHDR(&m); cm != NULL; cm = CMSG_NXTHDR(&m, cm)) {
+  for (cm = CMSG_FIRSTHDR(&m); cm != NULL; cm = sp_cmsg_next(&m, cm)) {
     size_t k, count;
     if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
       continue;

@@ -121,6 +121,9 @@ uint32_t sp_get32(const unsigned char *p);
  * the byte count (-1 on error); the descriptors of every SCM_RIGHTS go to
  * fds (room for room of them), and *nfds counts them all. */
 ssize_t sp_raw_recv(int sock, void *buf, size_t len, int *fds, size_t room, size_t *nfds);
+/* CMSG_NXTHDR(m, cm). One place for it: musl's expansion compares a signed
+ * with an unsigned value, a -Wsign-compare error in every caller. */
+struct cmsghdr *sp_cmsg_next(struct msghdr *m, struct cmsghdr *cm);
 #endif
 long sp_getpid(void);
 

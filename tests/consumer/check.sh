@@ -13,9 +13,15 @@ cmake --install "$build" --prefix "$work/prefix" >/dev/null
 cmake -S "$here" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/cmake" >/dev/null
 "$work/cmake/app"
+if cmake -S "$here" -B "$work/cmake-0.2" -DCMAKE_PREFIX_PATH="$work/prefix" -DSOCKPASS_WANT=0.2 \
+    >"$work/cmake-0.2.log" 2>&1; then
+  echo "consumer: find_package(sockpass 0.2) accepted a 0.1 install" >&2
+  exit 1
+fi
 PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib64/pkgconfig:$work/prefix/lib/x86_64-linux-gnu/pkgconfig"
 export PKG_CONFIG_PATH
-cc -o "$work/app-pc" "$here/app.c" $(pkg-config --cflags sockpass) $(pkg-config --libs --static sockpass)
+# Plain --libs (no --static): a static-only install names its system libraries in Libs.
+cc -o "$work/app-pc" "$here/app.c" $(pkg-config --cflags --libs sockpass)
 "$work/app-pc"
 # sockpass_uv, when this build has it (SOCKPASS_WITH_LIBUV).
 if [ -f "$work/prefix/lib/cmake/sockpass/sockpass_uvTargets.cmake" ] ||
