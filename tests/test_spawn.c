@@ -115,6 +115,15 @@ static int sp_mode_listen(int argc, char **argv) {
       bad = 1;
     }
   }
+#ifndef _WIN32
+  /* What sockpass_inherited hands over is close-on-exec. */
+  for (i = 0; i < n; i++)
+    if (!(fcntl(s[i], F_GETFD) & FD_CLOEXEC)) {
+      fprintf(stderr, "spawned: inherited socket %zu (descriptor %d) is not close-on-exec\n", i,
+              s[i]);
+      bad = 1;
+    }
+#endif
   if (strcmp(argv[2], "exact") == 0)
     bad |= sp_only_fds((int)n);
   for (k = 3; k < argc; k++)
