@@ -223,12 +223,26 @@ int sp_child_wait(sp_child_t *c) {
 }
 #endif
 
+/* Role B of sp_run_threads, which on failure cancels A's end: A may be
+ * waiting for a message B will now never send. */
+static sp_role_fn sp_b_fn;
+static sockpass_chan_t *sp_b_peer;
+
+static int sp_b_role(sockpass_chan_t *c) {
+  int r = sp_b_fn(c);
+  if (r != 0)
+    sockpass_cancel(sp_b_peer);
+  return r;
+}
+
 void sp_run_threads(sp_role_fn a, sp_role_fn b) {
   sockpass_chan_t *ca, *cb;
   sp_thread_t *t;
   int ra, rb;
   assert_sp(sockpass_pair(&ca, &cb), 0);
-  t = sp_thread_start(b, cb);
+  sp_b_fn = b;
+  sp_b_peer = ca;
+  t = sp_thread_start(sp_b_role, cb);
   assert_non_null(t);
   ra = a(ca);
   if (ra != 0) /* unblock B before joining it */

@@ -521,7 +521,9 @@ static void spawn_errors(void **state) {
   sockpass_chan_t *a, *b;
   sockpass_sock_t l, socks[SOCKPASS_MAX_SOCKS + 1];
   unsigned short port;
-  const char *argv[] = {"x", NULL};
+  /* Should a bad call start it after all, the program exits at once (it
+   * must never run this suite again inside itself). */
+  const char *argv[] = {"x", "--spawned", NULL};
   const char *bad_names[] = {"has:colon"};
   const char *empty_name[] = {""};
   char buf[8];
