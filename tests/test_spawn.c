@@ -97,6 +97,13 @@ static int sp_mode_listen(int argc, char **argv) {
 #ifdef _WIN32
   sp_net_init(); /* the answers below use plain Winsock calls */
 #endif
+  if (want > 0) {
+    /* Too little room: ETRUNC, the count needed, and nothing written. */
+    size_t small = want - 1;
+    again[0] = SOCKPASS_INVALID_SOCK;
+    SP_CHECK_RC(sockpass_inherited(again, &small), SOCKPASS_ETRUNC);
+    SP_CHECK(small == want && again[0] == SOCKPASS_INVALID_SOCK);
+  }
   SP_CHECK_RC(sockpass_inherited(s, &n), 0);
   SP_CHECK(n == want);
   SP_CHECK_RC(sockpass_inherited(again, &n2), 0);
