@@ -258,12 +258,18 @@ static int trunc_b(sockpass_chan_t *c) {
   SP_CHECK_RC(sockpass_recv(c, s, &n, buf, &len), SOCKPASS_ETRUNC);
   SP_CHECK(n == 0);
   /* The sockets of both dropped messages were closed here. In the thread
-   * shape A's sockets share the process, so only a child counts. */
+   * shape A's sockets share the process, so only a child counts; and only
+   * on POSIX: a Windows receive may hold a handle of its own for a moment
+   * (the child's count around its whole role still checks the drops). */
+#ifndef _WIN32
   if (sp_in_child && sp_count_fds() != before) {
     fprintf(stderr, "trunc_b: %d descriptors before two dropped messages, %d after\n", before,
             sp_count_fds());
     return 1;
   }
+#else
+  (void)before;
+#endif
   n = 2;
   len = sizeof buf;
   SP_CHECK_RC(sockpass_recv(c, s, &n, buf, &len), 0);
