@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -222,12 +223,26 @@ int sp_child_wait(sp_child_t *c) {
 }
 #endif
 
+/* Role B of sp_run_threads, which on failure cancels A's end: A may be
+ * waiting for a message B will now never send. */
+static sp_role_fn sp_b_fn;
+static sockpass_chan_t *sp_b_peer;
+
+static int sp_b_role(sockpass_chan_t *c) {
+  int r = sp_b_fn(c);
+  if (r != 0)
+    sockpass_cancel(sp_b_peer);
+  return r;
+}
+
 void sp_run_threads(sp_role_fn a, sp_role_fn b) {
   sockpass_chan_t *ca, *cb;
   sp_thread_t *t;
   int ra, rb;
   assert_sp(sockpass_pair(&ca, &cb), 0);
-  t = sp_thread_start(b, cb);
+  sp_b_fn = b;
+  sp_b_peer = ca;
+  t = sp_thread_start(sp_b_role, cb);
   assert_non_null(t);
   ra = a(ca);
   if (ra != 0) /* unblock B before joining it */
@@ -435,20 +450,27 @@ static int sp_win_warmup_count(void) {
 }
 #endif
 
+/* Counting is what every leak check stands on: when it cannot be done the
+ * binary stops with a failure instead of comparing numbers that mean nothing
+ * (GetProcessHandleCount, the obvious fallback, answers 0 under Wine). */
+static void sp_count_unavailable(const char *why) {
+  fprintf(stderr, "cannot count this process's descriptors/handles: %s\n", why);
+  fflush(stderr);
+  abort();
+}
+
 int sp_count_fds(void) {
 #ifdef _WIN32
-  DWORD n = 0;
   int counted = sp_count_handles();
-  if (counted >= 0)
-    return counted;
-  GetProcessHandleCount(GetCurrentProcess(), &n);
-  return (int)n;
+  if (counted < 0)
+    sp_count_unavailable("NtQuerySystemInformation(SystemExtendedHandleInformation) failed");
+  return counted;
 #else
   int n = 0;
   DIR *d = opendir("/proc/self/fd");
   struct dirent *e;
   if (d == NULL)
-    return -1;
+    sp_count_unavailable("/proc/self/fd cannot be opened");
   while ((e = readdir(d)) != NULL)
     if (e->d_name[0] != '.')
       n++;
@@ -667,6 +689,105 @@ void sp_sleep_ms(int ms) {
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
     ;
 #endif
+}
+
+long sp_thread_id(void) {
+#ifdef _WIN32
+  return (long)GetCurrentThreadId();
+#elif defined(__linux__)
+  return (long)syscall(SYS_gettid);
+#else
+  return 0;
+#endif
+}
+
+int sp_wait_blocked(long tid, const int *returned) {
+  int i, tries = 1000 * sp_slow();
+#ifdef __linux__
+  /* Blocked means: asleep ('S' in stat) inside poll or ppoll (the first
+   * field of /proc/.../syscall is the system call it is in). */
+  for (i = 0; i < tries && !__atomic_load_n(returned, __ATOMIC_SEQ_CST); i++) {
+    char path[64], buf[512], *st;
+    long nr = -1;
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+    if ((f = fopen(path, "r")) == NULL)
+      return 0;
+    buf[0] = '\0';
+    if (fgets(buf, sizeof buf, f) == NULL)
+      buf[0] = '\0';
+    fclose(f);
+    st = strrchr(buf, ')');
+    snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", tid);
+    if ((f = fopen(path, "r")) != NULL) {
+      if (fscanf(f, "%ld", &nr) != 1)
+        nr = -1;
+      fclose(f);
+    }
+    if (st != NULL && st[1] == ' ' && st[2] == 'S' &&
+#ifdef SYS_poll
+        (nr == SYS_poll || nr == SYS_ppoll))
+#else
+        nr == SYS_ppoll)
+#endif
+      return 1;
+    sp_sleep_ms(10);
+  }
+  if (!__atomic_load_n(returned, __ATOMIC_SEQ_CST))
+    fprintf(stderr, "thread %ld never blocked in poll\n", tid);
+  return 0;
+#else
+  /* No way to look into the thread: the call has not returned after
+   * 200 ms, checked every 10 ms. */
+  (void)tid;
+  (void)tries;
+  for (i = 0; i < 20; i++) {
+    if (__atomic_load_n(returned, __ATOMIC_SEQ_CST))
+      return 0;
+    sp_sleep_ms(10);
+  }
+  return !__atomic_load_n(returned, __ATOMIC_SEQ_CST);
+#endif
+}
+
+long long sp_now_us(void) {
+#ifdef _WIN32
+  static LARGE_INTEGER freq;
+  LARGE_INTEGER now;
+  if (freq.QuadPart == 0)
+    QueryPerformanceFrequency(&freq);
+  QueryPerformanceCounter(&now);
+  return (long long)(now.QuadPart / freq.QuadPart) * 1000000LL +
+         (long long)(now.QuadPart % freq.QuadPart) * 1000000LL / freq.QuadPart;
+#else
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+#endif
+}
+
+int sp_slow(void) {
+  const char *v = getenv("SOCKPASS_TEST_SLOW");
+  int f = v != NULL ? atoi(v) : 1;
+  return f >= 1 ? f : 1;
+}
+
+int sp_elapsed_ok(const char *what, int timeout_ms, long long took_us) {
+  /* Early by at most a clock tick: Windows counts deadlines in
+   * GetTickCount64 steps (about 16 ms), POSIX rounds the remaining time
+   * down to whole milliseconds. */
+#ifdef _WIN32
+  long long early_us = 20000;
+#else
+  long long early_us = 2000;
+#endif
+  long long lo = (long long)timeout_ms * 1000 - early_us;
+  long long hi = (long long)timeout_ms * 3000 + 1000000LL * sp_slow();
+  if (took_us >= lo && took_us <= hi)
+    return 1;
+  fprintf(stderr, "%s: a wait of %d ms took %lld us (allowed %lld..%lld)\n", what, timeout_ms,
+          took_us, lo, hi);
+  return 0;
 }
 
 long sp_getpid(void) {

@@ -127,4 +127,22 @@ struct cmsghdr *sp_cmsg_next(struct msghdr *m, struct cmsghdr *cm);
 #endif
 long sp_getpid(void);
 
+/* The calling thread's id, for sp_wait_blocked. */
+long sp_thread_id(void);
+/* Wait, boundedly, until thread tid of this process is blocked in its wait:
+ * on Linux asleep inside poll (/proc/self/task/TID/stat and syscall); on
+ * Windows the call has not returned for 200 ms. *returned is the flag the
+ * thread sets (__atomic_store_n) once its call is over. 1 when blocked, 0 when not. */
+int sp_wait_blocked(long tid, const int *returned);
+
+/* Monotonic time in microseconds. */
+long long sp_now_us(void);
+/* How many times slower than a plain native run this one may be:
+ * SOCKPASS_TEST_SLOW (scripts/test sets it for valgrind), default 1. */
+int sp_slow(void);
+/* Whether a timed wait of timeout_ms that took took_us lasted at least the
+ * timeout (less a clock tick) and at most a generous bound (3 times the
+ * timeout plus sp_slow() seconds); says what it saw on stderr when not. */
+int sp_elapsed_ok(const char *what, int timeout_ms, long long took_us);
+
 #endif

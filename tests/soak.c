@@ -72,10 +72,17 @@ static int verdict(const mark_t *m) {
 }
 
 /* Make now the descriptor a channel keeps for waiting (made on its first
- * wait or cancel), so that a run too short to ever wait counts the same. */
+ * wait or cancel), so that a run too short to ever wait counts the same; and
+ * go once through a receive that finds nothing, so that the stack it uses is
+ * in the first mark (the sender receives only at the very end). */
 static void settle(sockpass_chan_t *c) {
+  char byte;
+  size_t n = 0, len = 1;
   sockpass_cancel(c);
   sockpass_cancel_clear(c);
+  sockpass_set_timeout(c, SOCKPASS_NONBLOCK);
+  (void)sockpass_recv(c, NULL, &n, &byte, &len);
+  sockpass_set_timeout(c, SOCKPASS_WAIT_FOREVER);
 }
 
 static int sender(sockpass_chan_t *c, unsigned long total, unsigned long every) {
@@ -152,6 +159,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "sockpass_pair: %s\n", sockpass_strerror(rc));
     return 1;
   }
+  /* Before the fork: nothing has been sent yet, and both sides inherit it. */
+  settle(a);
+  settle(b);
   fflush(stdout);
   pid = fork();
   if (pid < 0) {
@@ -160,13 +170,11 @@ int main(int argc, char **argv) {
   }
   if (pid == 0) {
     sockpass_close(a);
-    settle(b);
     rc = receiver(b, total, every);
     sockpass_close(b);
     _exit(rc);
   }
   sockpass_close(b);
-  settle(a);
   rc = sender(a, total, every);
   sockpass_close(a);
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

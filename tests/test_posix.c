@@ -4,9 +4,12 @@
  * SCM_RIGHTS peers written by hand. */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -137,6 +140,242 @@ static void eintr_is_retried(void **s) {
   close(sk);
   sockpass_close(a);
   sockpass_close(b);
+}
+
+/* The same with the signal aimed at the thread that waits, while it waits
+ * (kill() above usually lands on another thread): receive and send. */
+
+typedef struct {
+  sockpass_chan_t *chan;
+  int sending; /* 0: one receive; 1: one send of a socket */
+  int sock;
+  unsigned short port;
+  long tid;
+  int returned;
+  int rc;
+} eintr_call_t;
+
+static void *eintr_call(void *arg) {
+  eintr_call_t *e = arg;
+  int rc, v = 0x5eed;
+  __atomic_store_n(&e->tid, sp_thread_id(), __ATOMIC_SEQ_CST);
+  if (e->sending) {
+    rc = sockpass_send(e->chan, &e->sock, 1, &v, sizeof v);
+  } else {
+    size_t n = 1, len = sizeof v;
+    e->sock = -1;
+    rc = sockpass_recv(e->chan, &e->sock, &n, &v, &len);
+    if (rc == 0 && (n != 1 || len != sizeof v || v != 0x5eed || sp_sock_port(e->sock) != e->port))
+      rc = 1; /* not the message and socket sent */
+  }
+  e->rc = rc;
+  __atomic_store_n(&e->returned, 1, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
+/* Start the call in a thread, wait until it blocks, and signal it there
+ * five times, each time once it is back in its wait. */
+static void eintr_start_and_signal(eintr_call_t *e, pthread_t *t) {
+  struct sigaction sa;
+  int k;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1; /* no SA_RESTART: the wait really sees EINTR */
+  assert_int_equal(sigaction(SIGUSR1, &sa, NULL), 0);
+  assert_int_equal(pthread_create(t, NULL, eintr_call, e), 0);
+  for (k = 0; k < 1000 && __atomic_load_n(&e->tid, __ATOMIC_SEQ_CST) == 0; k++)
+    sp_sleep_ms(5);
+  for (k = 0; k < 5; k++) {
+    assert_true(sp_wait_blocked(__atomic_load_n(&e->tid, __ATOMIC_SEQ_CST), &e->returned));
+    assert_int_equal(pthread_kill(*t, SIGUSR1), 0);
+    sp_sleep_ms(20);
+  }
+  assert_true(sp_wait_blocked(__atomic_load_n(&e->tid, __ATOMIC_SEQ_CST), &e->returned));
+}
+
+static void eintr_blocked_recv(void **s) {
+  eintr_call_t e;
+  pthread_t t;
+  sockpass_chan_t *a, *b;
+  unsigned short port;
+  int sk = sp_udp_socket(&port), v = 0x5eed;
+  assert_true(sk >= 0);
+  memset(&e, 0, sizeof e);
+  assert_sp(sockpass_pair(&a, &b), 0);
+  assert_sp(sockpass_set_timeout(b, 20000), 0);
+  e.chan = b;
+  e.port = port;
+  eintr_start_and_signal(&e, &t);
+  assert_sp(sockpass_send(a, &sk, 1, &v, sizeof v), 0);
+  pthread_join(t, NULL);
+  signal(SIGUSR1, SIG_DFL);
+  assert_sp(e.rc, 0);
+  close(e.sock);
+  close(sk);
+  sockpass_close(a);
+  sockpass_close(b);
+}
+
+static void eintr_blocked_send(void **s) {
+  eintr_call_t e;
+  pthread_t t;
+  sockpass_chan_t *a, *b;
+  unsigned short port;
+  int sk = sp_udp_socket(&port), queued = 0, got = -1, v = 0, rc;
+  char fill[512];
+  assert_true(sk >= 0);
+  memset(&e, 0, sizeof e);
+  memset(fill, 'f', sizeof fill);
+  assert_sp(sockpass_pair(&a, &b), 0);
+  /* Fill the channel until a send would wait. */
+  assert_sp(sockpass_set_timeout(a, SOCKPASS_NONBLOCK), 0);
+  while ((rc = sockpass_send(a, NULL, 0, fill, sizeof fill)) == 0 && queued < 100000)
+    queued++;
+  assert_sp(rc, SOCKPASS_EAGAIN);
+  assert_sp(sockpass_set_timeout(a, 20000), 0);
+  e.chan = a;
+  e.sending = 1;
+  e.sock = sk;
+  eintr_start_and_signal(&e, &t);
+  /* Drain: the blocked send then goes through, its socket last. */
+  assert_sp(sockpass_set_timeout(b, 20000), 0);
+  for (; queued > 0; queued--) {
+    size_t n = 0, len = sizeof fill;
+    assert_sp(sockpass_recv(b, NULL, &n, fill, &len), 0);
+    assert_int_equal(len, sizeof fill);
+  }
+  {
+    size_t n = 1, len = sizeof v;
+    assert_sp(sockpass_recv(b, &got, &n, &v, &len), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(v, 0x5eed);
+    assert_int_equal(sp_sock_port(got), port);
+  }
+  pthread_join(t, NULL);
+  signal(SIGUSR1, SIG_DFL);
+  assert_sp(e.rc, 0);
+  close(got);
+  close(sk);
+  sockpass_close(a);
+  sockpass_close(b);
+}
+
+/* ---- After cancel_clear a wait sleeps: no CPU spent while it waits. ---- */
+
+static long long thread_cpu_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static void cancel_clear_then_sleeps(void **s) {
+  sockpass_chan_t *a, *b;
+  char buf[4];
+  size_t n = 0, len = sizeof buf;
+  long long cpu, wall;
+  int round;
+  assert_sp(sockpass_pair(&a, &b), 0);
+  for (round = 0; round < 2; round++) {
+    assert_sp(sockpass_cancel(b), 0);
+    assert_sp(sockpass_cancel(b), 0); /* twice: the wake counts up */
+    n = 0;
+    len = sizeof buf;
+    assert_sp(sockpass_recv(b, NULL, &n, buf, &len), SOCKPASS_ECANCELED);
+    assert_sp(sockpass_cancel_clear(b), 0);
+    assert_sp(sockpass_set_timeout(b, 500), 0);
+    cpu = thread_cpu_us();
+    wall = sp_now_us();
+    n = 0;
+    len = sizeof buf;
+    assert_sp(sockpass_recv(b, NULL, &n, buf, &len), SOCKPASS_ETIMEDOUT);
+    cpu = thread_cpu_us() - cpu;
+    wall = sp_now_us() - wall;
+    assert_true(sp_elapsed_ok("timed recv after cancel_clear", 500, wall));
+    /* A sleeping wait uses next to nothing, a spin all of it (valgrind
+     * translating the code on its first run may take a little). */
+    if (cpu > 100000LL * sp_slow())
+      fail_msg("a 500 ms wait after cancel_clear used %lld us of CPU", cpu);
+  }
+  sockpass_close(a);
+  sockpass_close(b);
+}
+
+/* ---- Close-on-exec on every descriptor the library makes or hands over:
+ * pair, listen, connect, accept, open, recv, adopt, and its own wake
+ * descriptors. Whatever is open afterwards and was not before must be
+ * close-on-exec. ---- */
+
+static int fds_open(unsigned char *open_fds, int room) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int n = 0, self;
+  assert_non_null(d);
+  self = dirfd(d);
+  memset(open_fds, 0, (size_t)room);
+  while ((e = readdir(d)) != NULL) {
+    int fd = atoi(e->d_name);
+    if (e->d_name[0] == '.' || fd == self || fd >= room)
+      continue;
+    open_fds[fd] = 1;
+    n++;
+  }
+  closedir(d);
+  return n;
+}
+
+static void every_descriptor_cloexec(void **s) {
+  static unsigned char before[4096], after[4096];
+  sockpass_chan_t *a, *b, *l, *c, *d, *o;
+  char path[108];
+  unsigned short port;
+  int sv[2], sk = sp_udp_socket(&port), got = -1, raw[2], adopted = -1, fd, made = 0;
+  size_t n = 1, len = 0;
+  assert_true(sk >= 0);
+  assert_int_equal(fcntl(sk, F_SETFD, 0), 0);
+  assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0); /* not close-on-exec */
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, raw), 0);
+  fds_open(before, (int)sizeof before);
+  snprintf(path, sizeof path, "/tmp/sockpass-cloexec-%ld.sock", (long)getpid());
+  unlink(path);
+  assert_sp(sockpass_pair(&a, &b), 0);
+  assert_sp(sockpass_listen(path, &l), 0);
+  assert_sp(sockpass_connect(path, &c), 0);
+  assert_sp(sockpass_accept(l, &d), 0);
+  assert_sp(sockpass_open(sv[0], &o), 0);
+  assert_sp(sockpass_adopt(raw[0], &adopted), 0);
+  assert_sp(sockpass_send(a, &sk, 1, NULL, 0), 0);
+  assert_sp(sockpass_recv(b, &got, &n, NULL, &len), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(sp_sock_port(got), port);
+  /* Wake descriptors: made by a cancel (and a wait), on each kind. */
+  assert_sp(sockpass_cancel(a), 0);
+  assert_sp(sockpass_cancel(d), 0);
+  assert_sp(sockpass_cancel(o), 0);
+  assert_sp(sockpass_cancel(l), 0);
+  fds_open(after, (int)sizeof after);
+  for (fd = 3; fd < (int)sizeof after; fd++) {
+    if (!after[fd] || (before[fd] && fd != sv[0] && fd != raw[0]))
+      continue;
+    made++;
+    if (!is_cloexec(fd))
+      fail_msg("descriptor %d, open after the library calls, is not close-on-exec", fd);
+  }
+  /* pair 2, listen 1, connect 1, accept 1, open 1, adopt 1, recv 1, wakes 4 */
+  assert_true(made >= 12);
+  assert_true(is_cloexec(sockpass_handle(a)) && is_cloexec(sockpass_handle(b)));
+  assert_true(is_cloexec(sockpass_handle(l)) && is_cloexec(sockpass_handle(c)));
+  assert_true(is_cloexec(sockpass_handle(d)) && is_cloexec(sockpass_handle(o)));
+  assert_true(is_cloexec(got) && is_cloexec(adopted));
+  close(got);
+  close(sk);
+  close(raw[0]);
+  close(raw[1]);
+  close(sv[1]);
+  sockpass_close(a);
+  sockpass_close(b);
+  sockpass_close(c);
+  sockpass_close(d);
+  sockpass_close(o);
+  sockpass_close(l);
 }
 
 /* ---- SIGPIPE never: a closed peer gives SOCKPASS_EOF. ---- */
@@ -542,6 +781,10 @@ int main(int argc, char **argv) {
       SP_TEST(adopt_sets_cloexec),
       SP_TEST(open_refuses_others),
       SP_TEST(eintr_is_retried),
+      SP_TEST(eintr_blocked_recv),
+      SP_TEST(eintr_blocked_send),
+      SP_TEST(cancel_clear_then_sleeps),
+      SP_TEST(every_descriptor_cloexec),
       SP_TEST(no_sigpipe),
       SP_TEST(emfile_process),
       SP_TEST(one_descriptor_left),

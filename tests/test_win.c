@@ -121,11 +121,81 @@ static void adopt_refuses_non_sockets(void **s) {
   assert_sp(sockpass_adopt((SOCKET)0x7ffc, &out), SOCKPASS_EBADF);
 }
 
+/* ---- Windows' close-on-exec: no handle the library makes or hands over
+ * is inheritable (pair, listen, connect, accept, open, recv, adopt). ---- */
+
+static int inheritable(HANDLE h) {
+  DWORD flags = 0;
+  if (!GetHandleInformation(h, &flags))
+    fail_msg("GetHandleInformation(%p) failed: %lu", (void *)h, (unsigned long)GetLastError());
+  return (flags & HANDLE_FLAG_INHERIT) != 0;
+}
+
+static void nothing_inheritable(void **s) {
+  SECURITY_ATTRIBUTES inherit = {sizeof inherit, NULL, TRUE};
+  sockpass_chan_t *a, *b, *l, *c, *d, *o1, *o2;
+  wchar_t wname[96];
+  char name[96];
+  HANDLE srv, cli;
+  unsigned short port;
+  SOCKET sk = sp_udp_socket(&port), got = INVALID_SOCKET, raw, adopted = INVALID_SOCKET;
+  size_t n = 1, len = 0;
+  assert_true(sk != INVALID_SOCKET);
+  assert_true(SetHandleInformation((HANDLE)sk, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT));
+  assert_true(inheritable((HANDLE)sk)); /* the check below can fail */
+  assert_sp(sockpass_pair(&a, &b), 0);
+  snprintf(name, sizeof name, "sockpass-inherit-%ld", sp_getpid());
+  assert_sp(sockpass_listen(name, &l), 0);
+  assert_sp(sockpass_connect(name, &c), 0);
+  assert_sp(sockpass_accept(l, &d), 0);
+  /* open: both ends of a pipe made inheritable by hand */
+  _snwprintf(wname, 96, L"\\\\.\\pipe\\sockpass-inherit-open-%ld", sp_getpid());
+  srv = CreateNamedPipeW(wname, PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED,
+                         PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT, 1, 65536, 65536, 0,
+                         &inherit);
+  assert_true(srv != INVALID_HANDLE_VALUE);
+  cli = CreateFileW(wname, GENERIC_READ | GENERIC_WRITE, 0, &inherit, OPEN_EXISTING,
+                    FILE_FLAG_OVERLAPPED, NULL);
+  assert_true(cli != INVALID_HANDLE_VALUE);
+  assert_true(inheritable(srv) && inheritable(cli));
+  assert_sp(sockpass_open(srv, &o1), 0);
+  assert_sp(sockpass_open(cli, &o2), 0);
+  /* recv: an inheritable socket arrives not inheritable */
+  assert_sp(sockpass_send(a, &sk, 1, NULL, 0), 0);
+  assert_sp(sockpass_recv(b, &got, &n, NULL, &len), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(sp_sock_port(got), port);
+  raw = socket(AF_INET, SOCK_DGRAM, 0);
+  assert_true(raw != INVALID_SOCKET);
+  assert_true(SetHandleInformation((HANDLE)raw, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT));
+  assert_sp(sockpass_adopt(raw, &adopted), 0);
+  assert_false(inheritable(sockpass_handle(a)));
+  assert_false(inheritable(sockpass_handle(b)));
+  assert_false(inheritable(sockpass_handle(l)));
+  assert_false(inheritable(sockpass_handle(c)));
+  assert_false(inheritable(sockpass_handle(d)));
+  assert_false(inheritable(sockpass_handle(o1)));
+  assert_false(inheritable(sockpass_handle(o2)));
+  assert_false(inheritable((HANDLE)got));
+  assert_false(inheritable((HANDLE)adopted));
+  closesocket(got);
+  closesocket(sk);
+  closesocket(adopted);
+  sockpass_close(o1);
+  sockpass_close(o2);
+  sockpass_close(c);
+  sockpass_close(d);
+  sockpass_close(l);
+  sockpass_close(a);
+  sockpass_close(b);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       SP_TEST(seed000_inherited),
       SP_TEST(seed000_sent),
       SP_TEST(adopt_refuses_non_sockets),
+      SP_TEST(nothing_inheritable),
   };
   if (argc == 3 && strcmp(argv[1], "--seed000-inherited") == 0)
     return child_inherited(argv[2]);

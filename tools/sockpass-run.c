@@ -439,7 +439,20 @@ static unsigned long long sr_now_ms(void) {
   return (unsigned long long)ts.tv_sec * 1000u + (unsigned long long)ts.tv_nsec / 1000000u;
 }
 
-static void sr_platform_done(void) {}
+/* The self-pipe goes too: first the signals that write to it stop being
+ * handled (ignored from here to the exit, which is near). */
+static void sr_platform_done(void) {
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  size_t i;
+  for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    signal(sigs[i], SIG_IGN);
+  signal(SIGCHLD, SIG_DFL);
+  for (i = 0; i < 2; i++)
+    if (sr_pipe[i] >= 0) {
+      close(sr_pipe[i]);
+      sr_pipe[i] = -1;
+    }
+}
 
 #endif
 
