@@ -299,8 +299,7 @@ static void handover_stream(void **state) {
     sockpass_close_sock(held[i]);
   }
   print_message("%d rounds of %d messages: lost in the window min %lu, max %lu, total %lu\n",
-                SP_ROUNDS, SP_MSGS, (unsigned long)minl, (unsigned long)maxl,
-                (unsigned long)total);
+                SP_ROUNDS, SP_MSGS, (unsigned long)minl, (unsigned long)maxl, (unsigned long)total);
 }
 
 int main(int argc, char **argv) {
