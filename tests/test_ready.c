@@ -154,6 +154,7 @@ static void send_timeout_alone(void **state) {
   (void)state;
   assert_sp(sockpass_pair(&a, &b), 0);
   assert_sp(sockpass_set_timeout(a, SOCKPASS_NONBLOCK), 0);
+  assert_sp(sockpass_set_send_timeout(a, SOCKPASS_NONBLOCK), 0);
   for (i = 0; i < 5000 && (rc = sockpass_send(a, NULL, 0, chunk, sizeof chunk)) == 0; i++)
     ;
   assert_sp(rc, SOCKPASS_EAGAIN);

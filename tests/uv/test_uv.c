@@ -870,6 +870,11 @@ static void ix_after(void) {
     sockpass_uv_close(ix.c, NULL);
 }
 
+static void count_open(uv_handle_t *h, void *arg) {
+  if (!uv_is_closing(h) && h->type != UV_PROCESS)
+    ++*(int *)arg;
+}
+
 static int ix_run(uv_loop_t *loop, uv_pipe_t *pipe, int first) {
   memset(&ix, 0, sizeof ix);
   ix.loop = loop;
@@ -879,6 +884,16 @@ static int ix_run(uv_loop_t *loop, uv_pipe_t *pipe, int first) {
   if (first)
     ix_send_both();
   run_loop(loop);
+  /* Nothing of the exchange stays open on the loop: no handle a received
+   * socket went through, no carrier of a sent one. */
+  {
+    int open = 0;
+    uv_walk(loop, count_open, &open);
+    if (open != 0) {
+      fprintf(stderr, "interop: %d handles still open on the loop\n", open);
+      ix.bad++;
+    }
+  }
   if (ix.bad || ix.served != 2 || ix.checked != 2) {
     fprintf(stderr, "interop (%s): bad %d, served %d, checked %d\n", first ? "parent" : "child",
             ix.bad, ix.served, ix.checked);
