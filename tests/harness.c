@@ -13,7 +13,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#ifdef __linux__
 #include <sys/syscall.h>
+#endif
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
