@@ -514,10 +514,11 @@ void sp_net_init(void) {
 }
 
 static void sp_set_timeouts(sockpass_sock_t s) {
+  int t = sp_scale_ms(10000);
 #ifdef _WIN32
-  DWORD ms = 10000;
+  DWORD ms = (DWORD)t;
 #else
-  struct timeval ms = {10, 0};
+  struct timeval ms = {t / 1000, (t % 1000) * 1000};
 #endif
   setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&ms, sizeof ms);
   setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, (const char *)&ms, sizeof ms);
@@ -672,12 +673,10 @@ ssize_t sp_raw_recv(int sock, void *buf, size_t len, int *fds, size_t room, size
 #endif
 
 int sp_scale_ms(int ms) {
-  static int scale = 0;
-  if (scale == 0) {
-    const char *e = getenv("SOCKPASS_TEST_SCALE");
-    int v = e != NULL ? atoi(e) : 1;
-    scale = v >= 1 && v <= 100 ? v : 1;
-  }
+  /* Read each time: threads call this, and nothing sets the variable later. */
+  const char *e = getenv("SOCKPASS_TEST_SCALE");
+  int v = e != NULL ? atoi(e) : 1;
+  int scale = v >= 1 && v <= 100 ? v : 1;
   return ms > 0x7fffffff / scale ? 0x7fffffff : ms * scale;
 }
 

@@ -63,6 +63,9 @@ static int msg_whole(const unsigned char *buf, size_t len, uint32_t *sender, uin
  * without pause while the process ends under it. The receiver gets whole
  * messages, in order, each with its socket, then SOCKPASS_EOF. ---- */
 
+/* Messages the dying sender's thread has sent so far. */
+static unsigned dying_sent;
+
 static int dying_send_loop(sockpass_chan_t *c) {
   unsigned char buf[MSG_MAX];
   unsigned short port;
@@ -73,16 +76,24 @@ static int dying_send_loop(sockpass_chan_t *c) {
     size_t len = msg_make(buf, 0, seq);
     if (sockpass_send(c, &s, seq % 2 == 0 ? 1 : 0, buf, len) != 0)
       break;
+    __atomic_store_n(&dying_sent, seq + 1, __ATOMIC_SEQ_CST);
   }
   sockpass_close_sock(s);
   return 0;
 }
 
 static int dying_sender(sockpass_chan_t *c) {
-  /* The loop runs until the process ends under it: never joined. */
+  /* The loop runs until the process ends under it: never joined. The
+   * process ends once the loop is under way (a few messages out), however
+   * slowly the thread got started, and while it is still sending. */
   sp_thread_t *t = sp_thread_start(dying_send_loop, c);
+  int waited = 0;
   SP_CHECK(t != NULL);
-  sp_sleep_ms(50);
+  while (__atomic_load_n(&dying_sent, __ATOMIC_SEQ_CST) < 8 && waited < sp_scale_ms(20000)) {
+    sp_sleep_ms(5);
+    waited += 5;
+  }
+  sp_sleep_ms(20);
   fflush(NULL);
   _Exit(0);
 }
@@ -542,7 +553,7 @@ static int connect_as_other(sockpass_chan_t *unused) {
  * dropped, so accept only ends by the timeout. */
 static int accept_nothing(sockpass_chan_t *listener) {
   sockpass_chan_t *c = NULL;
-  SP_CHECK_RC(sockpass_set_timeout(listener, 3000), 0);
+  SP_CHECK_RC(sockpass_set_timeout(listener, sp_scale_ms(3000)), 0);
   SP_CHECK_RC(sockpass_accept(listener, &c), SOCKPASS_ETIMEDOUT);
   SP_CHECK_RC(sockpass_set_timeout(listener, SOCKPASS_WAIT_FOREVER), 0);
   return 0;
