@@ -791,6 +791,21 @@ int sp_elapsed_ok(const char *what, int timeout_ms, long long took_us) {
   return 0;
 }
 
+void sp_exe_path(char *buf, size_t size, const char *argv0) {
+#ifdef _WIN32
+  DWORD n = GetModuleFileNameA(NULL, buf, (DWORD)size);
+  if (n > 0 && n < size)
+    return;
+#elif defined(__linux__)
+  ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+  if (n > 0) {
+    buf[n] = '\0';
+    return;
+  }
+#endif
+  snprintf(buf, size, "%s", argv0);
+}
+
 long sp_getpid(void) {
 #ifdef _WIN32
   return (long)GetCurrentProcessId();

@@ -144,5 +144,8 @@ int sp_slow(void);
  * timeout (less a clock tick) and at most a generous bound (3 times the
  * timeout plus sp_slow() seconds); says what it saw on stderr when not. */
 int sp_elapsed_ok(const char *what, int timeout_ms, long long took_us);
+/* This program's own path, for starting itself again: the module's file
+ * name on Windows, /proc/self/exe on Linux, argv0 where neither answers. */
+void sp_exe_path(char *buf, size_t size, const char *argv0);
 
 #endif

@@ -304,17 +304,7 @@ static void handover_stream(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {SP_TEST(handover_stream)};
-#ifdef _WIN32
-  GetModuleFileNameA(NULL, sp_exe, sizeof sp_exe);
-#else
-  {
-    ssize_t n = readlink("/proc/self/exe", sp_exe, sizeof sp_exe - 1);
-    if (n > 0)
-      sp_exe[n] = '\0';
-    else
-      snprintf(sp_exe, sizeof sp_exe, "%s", argv[0]);
-  }
-#endif
+  sp_exe_path(sp_exe, sizeof sp_exe, argv[0]);
   if (argc >= 3 && strcmp(argv[1], "--handover") == 0) {
     if (strcmp(argv[2], "child") == 0)
       return sp_child_main();

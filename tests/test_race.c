@@ -309,17 +309,7 @@ int main(int argc, char **argv) {
       SP_TEST(long_names),
 #endif
   };
-#ifdef _WIN32
-  GetModuleFileNameA(NULL, sp_exe, sizeof sp_exe);
-#else
-  {
-    ssize_t n = readlink("/proc/self/exe", sp_exe, sizeof sp_exe - 1);
-    if (n > 0)
-      sp_exe[n] = '\0';
-    else
-      snprintf(sp_exe, sizeof sp_exe, "%s", argv[0]);
-  }
-#endif
+  sp_exe_path(sp_exe, sizeof sp_exe, argv[0]);
   if (argc >= 2 && strcmp(argv[1], "--racer") == 0)
     return sp_racer_main();
   return sp_test_main(argc, argv, "race", tests, sizeof tests / sizeof tests[0], NULL, 0);

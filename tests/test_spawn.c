@@ -878,17 +878,7 @@ int main(int argc, char **argv) {
       SP_SPAWN_TEST(systemd_socket_activate),
 #endif
   };
-#ifdef _WIN32
-  GetModuleFileNameA(NULL, sp_exe, sizeof sp_exe);
-#else
-  {
-    ssize_t n = readlink("/proc/self/exe", sp_exe, sizeof sp_exe - 1);
-    if (n > 0)
-      sp_exe[n] = '\0';
-    else
-      snprintf(sp_exe, sizeof sp_exe, "%s", argv[0]);
-  }
-#endif
+  sp_exe_path(sp_exe, sizeof sp_exe, argv[0]);
   if (argc >= 2 && strcmp(argv[1], "--spawned") == 0)
     return sp_spawned_main(argc - 2, argv + 2);
   return sp_test_main(argc, argv, "spawn", tests, sizeof tests / sizeof tests[0], NULL, 0);
