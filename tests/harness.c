@@ -326,19 +326,9 @@ static int sp_child_main(const char *role, const char *handle, const sp_role_t *
 
 int sp_test_main(int argc, char **argv, const char *group, const struct CMUnitTest *tests,
                  size_t ntests, const sp_role_t *roles, size_t nroles) {
-  sp_self_path = argv[0];
-#ifdef __linux__
-  {
-    /* The binary's own path, as the kernel (or valgrind, which answers this
-     * for the program it runs) knows it; argv[0] where that fails. */
-    static char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-      self[n] = '\0';
-      sp_self_path = self;
-    }
-  }
-#endif
+  static char self[4096];
+  sp_exe_path(self, sizeof self, argv[0]);
+  sp_self_path = self;
 #ifndef _WIN32
   signal(SIGPIPE, SIG_DFL); /* the library must never raise it */
 #endif
@@ -797,6 +787,8 @@ void sp_exe_path(char *buf, size_t size, const char *argv0) {
   if (n > 0 && n < size)
     return;
 #elif defined(__linux__)
+  /* As the kernel knows it (or valgrind, which answers this for the
+   * program it runs). */
   ssize_t n = readlink("/proc/self/exe", buf, size - 1);
   if (n > 0) {
     buf[n] = '\0';
